@@ -1,0 +1,1 @@
+"""Test support for kv drivers (placeholder; the lead is writing it)."""
