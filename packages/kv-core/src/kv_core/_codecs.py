@@ -11,8 +11,17 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from ._json import JSONCodec
 
-__all__ = ["BYTES", "JSON", "PICKLE", "TEXT", "BytesCodec", "Codec", "JSONCodec", "PickleCodec",
-           "TextCodec"]
+__all__ = [
+    "BYTES",
+    "JSON",
+    "PICKLE",
+    "TEXT",
+    "BytesCodec",
+    "Codec",
+    "JSONCodec",
+    "PickleCodec",
+    "TextCodec",
+]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -34,12 +43,12 @@ class Codec(Protocol[T]):
         ...
 
 
-class BytesCodec:
+class BytesCodec:  # Codec[bytes]; encode also takes bytearray and memoryview
     """Stores ``bytes`` as they are (``bytearray`` and ``memoryview`` are accepted too)."""
 
     name = "bytes"
 
-    def encode(self, value: bytes) -> bytes:
+    def encode(self, value: bytes | bytearray | memoryview) -> bytes:
         """Return ``value`` as bytes."""
         if type(value) is bytes:
             return value
@@ -90,7 +99,7 @@ class PickleCodec(Generic[T]):
 
     def decode(self, data: bytes) -> T:
         """Unpickle ``data`` (unsafe for untrusted data)."""
-        value: T = pickle.loads(data)  # noqa: S301 - opt-in codec, documented as unsafe
+        value: T = pickle.loads(data)
         return value
 
 

@@ -108,10 +108,12 @@ def _to_json(obj: object) -> object:
     # Subclasses of plain types (IntEnum, StrEnum, str subclasses) are stored as their base.
     for base in (bool, int, float, str):
         if isinstance(obj, base):
-            return base(obj)  # type: ignore[call-overload]
+            return base(obj)
     if isinstance(obj, (list, tuple, dict)):
         return _to_json(
-            dict(obj) if isinstance(obj, dict) else (list(obj) if isinstance(obj, list) else tuple(obj))
+            dict(obj)
+            if isinstance(obj, dict)
+            else (list(obj) if isinstance(obj, list) else tuple(obj))
         )
     raise TypeError(f"JSON cannot store a {t.__qualname__}; use a codec that can (e.g. PICKLE)")
 
@@ -147,7 +149,7 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], object]] = {
     "tuple": lambda d: tuple(d["v"]),
     "set": lambda d: set(d["v"]),
     "frozenset": lambda d: frozenset(d["v"]),
-    "dict": lambda d: {k: v for k, v in d["v"]},
+    "dict": lambda d: dict(d["v"]),
     "datetime": _decode_datetime,
     "date": lambda d: dt.date.fromisoformat(d["v"]),
     "time": _decode_time,
@@ -179,7 +181,7 @@ class JSONCodec(Generic[T]):
 
     name = "json"
 
-    def __init__(self, type: type[T] | None = None) -> None:  # noqa: A002 - reads naturally
+    def __init__(self, type: type[T] | None = None) -> None:
         self.type = type
         self._convert: Callable[[object], T] | None = _converter(type) if type is not None else None
 
@@ -195,10 +197,7 @@ class JSONCodec(Generic[T]):
 
     def decode(self, data: bytes) -> T:
         """Decode JSON bytes, restoring tagged rich types (and ``type`` if given)."""
-        if _TAG_BYTES in data:
-            value = json.loads(data, object_hook=_object_hook)
-        else:
-            value = _loads(data)
+        value = json.loads(data, object_hook=_object_hook) if _TAG_BYTES in data else _loads(data)
         if self._convert is not None:
             return self._convert(value)
         return cast("T", value)
@@ -225,12 +224,16 @@ def _build(tp: Any, value: Any) -> Any:
             for f in dataclasses.fields(tp)
             if f.name in value
         }
-        return tp(**kwargs)
+        return cast(Any, tp)(**kwargs)
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if origin in (list, set, frozenset, tuple) and args and isinstance(value, (list, tuple, set, frozenset)):
+    if (
+        origin in (list, set, frozenset, tuple)
+        and args
+        and isinstance(value, (list, tuple, set, frozenset))
+    ):
         if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
-            return tuple(_build(a, v) for a, v in zip(args, value))
+            return tuple(_build(a, v) for a, v in zip(args, value, strict=False))
         return origin(_build(args[0], v) for v in value)
     if origin is dict and len(args) == 2 and isinstance(value, dict):
         return {k: _build(args[1], v) for k, v in value.items()}

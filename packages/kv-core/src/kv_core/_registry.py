@@ -82,7 +82,9 @@ class Registry:
 
     def _discovered(self) -> dict[str, EntryPoint]:
         if self._entry_points is None:
-            self._entry_points = {ep.name.lower(): ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+            self._entry_points = {
+                ep.name.lower(): ep for ep in entry_points(group=ENTRY_POINT_GROUP)
+            }
         return self._entry_points
 
     def _lookup(self, scheme: str) -> Factory | None:

@@ -515,7 +515,7 @@ class Store(Generic[T]):
         entries = await self._get_full(fulls)
         return {
             key: self._loads(full, entry.value)
-            for key, full, entry in zip(wanted, fulls, entries)
+            for key, full, entry in zip(wanted, fulls, entries, strict=True)
             if entry is not None
         }
 
@@ -526,7 +526,10 @@ class Store(Generic[T]):
         encoded writes nothing.
         """
         self._check_open()
-        encoded = [(full, self._dumps(full, v)) for full, v in ((self._full(k), v) for k, v in items.items())]
+        encoded = [
+            (full, self._dumps(full, v))
+            for full, v in ((self._full(k), v) for k, v in items.items())
+        ]
         if not encoded:
             return
         expires_at = _expiry(self._clock, ttl)
@@ -546,7 +549,11 @@ class Store(Generic[T]):
     # -- streams -------------------------------------------------------------------------
 
     async def write_stream(
-        self, key: str, chunks: AsyncIterable[bytes] | Iterable[bytes], *, ttl: Seconds | None = None
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes] | Iterable[bytes],
+        *,
+        ttl: Seconds | None = None,
     ) -> str:
         """Store the concatenated ``chunks`` as the raw bytes of ``key``; return the etag.
 
@@ -564,7 +571,9 @@ class Store(Generic[T]):
         data = b"".join([bytes(c) async for c in source])
         return await self._driver.set(full, data, expires_at=expires_at)
 
-    async def read_stream(self, key: str, *, chunk_size: int = _DEFAULT_CHUNK) -> AsyncIterator[bytes]:
+    async def read_stream(
+        self, key: str, *, chunk_size: int = _DEFAULT_CHUNK
+    ) -> AsyncIterator[bytes]:
         """Yield the raw bytes of ``key`` in chunks of at most ``chunk_size``.
 
         Raises:

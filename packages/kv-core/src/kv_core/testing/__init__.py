@@ -1,1 +1,51 @@
-"""Test support for kv drivers (placeholder; the lead is writing it)."""
+"""Test support for kv drivers: the harness, the conformance suite and the model test.
+
+Install with ``pip install kv-core[testing]``. In a driver package's tests::
+
+    # conftest.py
+    @pytest.fixture
+    def kv_harness(tmp_path):
+        return UrlHarness(f"file:{tmp_path}")
+
+    # test_conformance.py
+    class TestConformance(DriverConformance): ...
+    class TestModel(StoreModelTest): ...
+    class TestCrossProcess(CrossProcessConformance): ...
+    class TestUnreachable(UnreachableConformance): ...
+
+Hypothesis profiles: ``kv-dev`` (quick, the default) and ``kv-ci`` (thorough, chosen when
+``CI`` is set); ``HYPOTHESIS_PROFILE`` picks one explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import settings
+
+from ._conformance import DriverConformance
+from ._corpus import JSON_VALUES, RICH_VALUES, WEIRD_KEYS
+from ._harness import Harness, MemoryHarness, TestClock, UrlHarness
+from ._model import StoreModelTest
+from ._process import CrossProcessConformance, UnreachableConformance, cross_process_increments
+
+__all__ = [
+    "JSON_VALUES",
+    "RICH_VALUES",
+    "WEIRD_KEYS",
+    "CrossProcessConformance",
+    "DriverConformance",
+    "Harness",
+    "MemoryHarness",
+    "StoreModelTest",
+    "TestClock",
+    "UnreachableConformance",
+    "UrlHarness",
+    "cross_process_increments",
+]
+
+settings.register_profile("kv-dev", max_examples=25, stateful_step_count=25, deadline=None)
+settings.register_profile("kv-ci", max_examples=100, stateful_step_count=40, deadline=None)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("kv-ci" if os.environ.get("CI") else "kv-dev")
+)
