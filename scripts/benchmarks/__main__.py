@@ -1,0 +1,87 @@
+"""Run the benchmarks: ``scripts/bench [--quick] [backend ...]``.
+
+Each backend module starts its own servers on loopback, measures kv's Store next to the
+raw client (and peer libraries where installed) in the same run, and returns rows. The
+tables are printed and written to ``docs/benchmarks.md`` with the machine and versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import importlib.metadata
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.common import Row
+from benchmarks.report import markdown
+
+BACKENDS = ("memory", "local", "redis", "azure", "cache")
+
+
+def _versions() -> str:
+    names = ["kv-core", "kv-local", "kv-redis", "kv-azure", "kv-cache", "redis", "azure-storage-blob",
+             "aiofiles", "py-key-value-aio", "aiocache"]
+    found = []
+    for name in names:
+        try:
+            found.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return ", ".join(found)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
+    parser.add_argument("backends", nargs="*", default=list(BACKENDS), help=f"any of {BACKENDS}")
+    parser.add_argument("--quick", action="store_true", help="fewer operations and repeats")
+    parser.add_argument("--output", default=str(Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"))
+    args = parser.parse_args()
+
+    rows: list[Row] = []
+    failures: list[str] = []
+    for name in args.backends:
+        if name not in BACKENDS:
+            parser.error(f"unknown backend {name!r}")
+        try:
+            module = importlib.import_module(f"benchmarks.{name}")
+        except ImportError as exc:
+            failures.append(f"{name}: not available ({exc})")
+            continue
+        started = time.perf_counter()
+        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        try:
+            got = asyncio.run(module.run(args.quick))
+        except Exception as exc:  # report and go on with the other backends
+            failures.append(f"{name}: failed: {type(exc).__name__}: {exc}")
+            continue
+        rows.extend(got)
+        print(f"[bench] {name} done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+    table = markdown(rows)
+    print(table)
+    for failure in failures:
+        print(f"[bench] {failure}", file=sys.stderr)
+    header = (
+        "# Benchmarks\n\n"
+        f"Machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}.  \n"
+        f"Versions: {_versions()}.  \n"
+        f"Command: `scripts/bench{' --quick' if args.quick else ''} {' '.join(args.backends)}`"
+        f" ({time.strftime('%Y-%m-%d')}).\n\n"
+        "ops/s is the median over repetitions; latencies are per call; `× raw` divides a row's\n"
+        "ops/s by the raw client's (or the floor's) measured in the same run. Every get checks\n"
+        "that it returned what was put.\n\n"
+    )
+    if args.backends == list(BACKENDS) or not Path(args.output).exists():
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(header + table + "\n")
+        print(f"[bench] wrote {args.output}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
