@@ -52,13 +52,16 @@ class BytesCodec:  # Codec[bytes]; encode also takes bytearray and memoryview
         """Return ``value`` as bytes."""
         if type(value) is bytes:
             return value
-        if isinstance(value, (bytearray, memoryview)):
+        if isinstance(value, (bytes, bytearray, memoryview)):  # bytes subclasses too
             return bytes(value)
         raise TypeError(f"the bytes codec stores bytes, not {type(value).__name__}")
 
     def decode(self, data: bytes) -> bytes:
         """Return ``data`` unchanged."""
         return data
+
+    def __repr__(self) -> str:
+        return "BYTES"
 
 
 class TextCodec:
@@ -79,6 +82,9 @@ class TextCodec:
         """Decode ``data``; invalid bytes raise UnicodeDecodeError."""
         return data.decode(self.encoding)
 
+    def __repr__(self) -> str:
+        return "TEXT" if self.encoding == "utf-8" else f"TextCodec({self.encoding!r})"
+
 
 class PickleCodec(Generic[T]):
     """Stores any picklable value with :mod:`pickle`.
@@ -90,7 +96,7 @@ class PickleCodec(Generic[T]):
 
     name = "pickle"
 
-    def __init__(self, protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
+    def __init__(self: PickleCodec[Any], protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
         self.protocol = protocol
 
     def encode(self, value: T) -> bytes:
@@ -101,6 +107,13 @@ class PickleCodec(Generic[T]):
         """Unpickle ``data`` (unsafe for untrusted data)."""
         value: T = pickle.loads(data)
         return value
+
+    def __repr__(self) -> str:
+        return (
+            "PICKLE"
+            if self.protocol == pickle.HIGHEST_PROTOCOL
+            else f"PickleCodec({self.protocol})"
+        )
 
 
 #: The default codec: plain JSON for plain values, tagged JSON for rich Python types.

@@ -60,8 +60,10 @@ class KVError(Exception):
         return parts[0] if len(parts) == 1 else f"{parts[0]} ({', '.join(parts[1:])})"
 
     def __reduce__(self) -> tuple[object, ...]:
-        # Keyword-only fields need help to survive pickling (multiprocessing tests).
-        return (_rebuild, (type(self), self.message, self.key, self.store))
+        # Keyword-only fields need help to survive pickling (multiprocessing tests); the
+        # instance dict goes along as state so attributes set later (notes, a driver's
+        # extra fields) survive too.
+        return (_rebuild, (type(self), self.message, self.key, self.store), self.__dict__)
 
 
 def _rebuild(cls: type[KVError], message: str, key: str | None, store: str | None) -> KVError:

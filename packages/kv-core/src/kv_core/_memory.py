@@ -14,6 +14,14 @@ __all__ = ["MemoryDriver"]
 
 # One counter per process: etags stay unique even across drivers sharing one dict.
 _etags = itertools.count(1)
+# RawEntry's generated __new__ is a Python frame; building the tuple directly skips it
+# on the hottest path of the in-memory store.
+_entry = tuple.__new__
+
+
+def _own(value: bytes) -> bytes:
+    # bytearray/memoryview would let the caller mutate what is stored.
+    return value if type(value) is bytes else bytes(value)
 
 
 class MemoryDriver:
@@ -89,7 +97,7 @@ class MemoryDriver:
             if if_match is not None and (current is None or current.etag != if_match):
                 raise PreconditionFailedError("etag does not match", key=key, store=self.name)
         etag = str(next(_etags))
-        self._data[key] = RawEntry(bytes(value), etag, expires_at)
+        self._data[key] = _entry(RawEntry, (_own(value), etag, expires_at))
         return etag
 
     async def delete(self, key: str, *, if_match: str | None = None) -> bool:
@@ -136,7 +144,7 @@ class MemoryDriver:
         etags = []
         for key, value in items:
             etag = str(next(_etags))
-            self._data[key] = RawEntry(bytes(value), etag, expires_at)
+            self._data[key] = _entry(RawEntry, (_own(value), etag, expires_at))
             etags.append(etag)
         return etags
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from ._codecs import JSON, Codec
 from ._driver import Driver
@@ -53,11 +53,20 @@ def scheme_of(url: str) -> str:
     return match.group(1).lower()
 
 
+# The user info of a URL, up to its last "@": an unencoded "/" or "@" in a password must
+# not cut the match short and leak the rest.
+_USERINFO = re.compile(r"//[^\s]*@")
+# Secrets given as name=value in a query string or a connection string.
+_SECRET_FIELD = re.compile(
+    r"(?i)((?:account)?key|sharedaccesssignature|sig|password|passwd|pwd|secret|token"
+    r"|[a-z_]*(?:_key|_secret|_token))=[^;&\s]*"
+)
+
+
 def _redact(url: object) -> str:
-    # Never echo a password or an account key back in an error message.
-    text = str(url)
-    text = re.sub(r"//[^@/]*@", "//***@", text)
-    return re.sub(r"(?i)(AccountKey|SharedAccessSignature|sig|password)=[^;&]*", r"\1=***", text)
+    """Return ``url`` as text with passwords, account keys and tokens replaced by ``***``."""
+    text = _USERINFO.sub("//***@", str(url))
+    return _SECRET_FIELD.sub(r"\1=***", text)
 
 
 class Registry:
@@ -94,9 +103,13 @@ class Registry:
             if ep is not None:
                 try:
                     factory = ep.load()
-                except (ImportError, AttributeError) as exc:
+                except (
+                    Exception
+                ) as exc:  # any import-time failure of a plugin, not only ImportError
                     raise UnsupportedOperationError(
-                        f"the {scheme}:// backend ({ep.value}) failed to load: {exc}"
+                        f"the {scheme}:// backend (entry point {ep.name!r} = {ep.value!r} in "
+                        f"group {ENTRY_POINT_GROUP!r}) failed to load: "
+                        f"{type(exc).__name__}: {exc}"
                     ) from exc
                 self._factories[scheme] = factory
         return factory
@@ -126,7 +139,13 @@ class Registry:
         """Open the driver for ``url``; ``options`` go to its factory."""
         return self.factory(scheme_of(url))(url, **options)
 
-    def open_store(self, url: str, *, codec: Codec[T] = JSON, **options: Any) -> Store[T]:
+    # Overloads so that a call without ``codec`` is a Store[Any], not an uninferable Store[T].
+    @overload
+    def open_store(self, url: str, *, codec: Codec[T], **options: Any) -> Store[T]: ...
+    @overload
+    def open_store(self, url: str, **options: Any) -> Store[Any]: ...
+
+    def open_store(self, url: str, *, codec: Codec[Any] = JSON, **options: Any) -> Store[Any]:
         """Open a :class:`Store` for ``url``; ``options`` go to the driver."""
         return Store(self.open_driver(url, **options), codec)
 
@@ -140,7 +159,13 @@ def open_driver(url: str, **options: Any) -> Driver:
     return default_registry.open_driver(url, **options)
 
 
-def open_store(url: str, *, codec: Codec[T] = JSON, **options: Any) -> Store[T]:
+@overload
+def open_store(url: str, *, codec: Codec[T], **options: Any) -> Store[T]: ...
+@overload
+def open_store(url: str, **options: Any) -> Store[Any]: ...
+
+
+def open_store(url: str, *, codec: Codec[Any] = JSON, **options: Any) -> Store[Any]:
     """Open a store by URL: ``open_store("file:./data")``, ``open_store("redis://localhost")``.
 
     The scheme picks the backend through the ``kv_core.backends`` entry points; keyword

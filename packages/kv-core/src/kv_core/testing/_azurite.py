@@ -193,6 +193,7 @@ class Azurite:
         if process is None or process.poll() is not None:
             return
         process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGCONT)  # a paused process must run to handle SIGTERM
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -203,8 +204,18 @@ class Azurite:
         """Stop with SIGKILL: unsaved metadata (the last few seconds of writes) is lost."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
-            process.kill()
+            process.kill()  # SIGKILL also ends a paused process
             process.wait()
+
+    def pause(self) -> None:
+        """Freeze the process (SIGSTOP): connections open, nothing answers."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Undo :meth:`pause` (SIGCONT)."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
 
     def restart(self) -> None:
         """Stop (if running) and start again on the same port with the same data."""

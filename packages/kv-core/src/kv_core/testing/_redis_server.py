@@ -269,7 +269,8 @@ class RedisCluster:
         return out
 
     def wait_ok(self, timeout: float = _START_TIMEOUT) -> None:
-        """Wait until every live node reports ``cluster_state:ok``."""
+        """Wait until every live node reports ``cluster_state:ok`` and every replica has
+        finished its initial sync (``master_link_status:up``)."""
         deadline = time.monotonic() + timeout
         while True:
             states = []
@@ -278,6 +279,9 @@ class RedisCluster:
                     continue
                 try:
                     states.append(b"cluster_state:ok" in command(node.port, "CLUSTER", "INFO"))
+                    info = command(node.port, "INFO", "replication")
+                    if b"role:slave" in info:
+                        states.append(b"master_link_status:up" in info)
                 except OSError:
                     states.append(False)
             if states and all(states):
@@ -324,6 +328,8 @@ def start_redis_cluster(
                 "--cluster-config-file", "nodes.conf",
                 "--cluster-node-timeout", "1000",
                 "--cluster-replica-validity-factor", "0",
+                # Replicas sync at once instead of after the default 5 s diskless delay.
+                "--repl-diskless-sync-delay", "0",
             ]  # fmt: skip
             args = [*_server_args(port, data_dir, False, extra_args), *cluster_args]
             node = RedisServer(args, port, data_dir, own_dir=False)
