@@ -283,12 +283,6 @@ async def test_views_close_the_driver_once() -> None:
 # -- reported bugs in _store.py (not ours to fix) ---------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_store.py: update(attempts=0) silently uses the default and attempts=-1 raises "
-    "PreconditionFailedError without trying; attempts < 1 should be a ValueError like "
-    "Store(update_attempts=0)",
-)
 @pytest.mark.parametrize("attempts", [0, -1])
 async def test_update_rejects_attempts_below_one(attempts: int) -> None:
     async with Store[Any](MemoryDriver()) as store:
@@ -297,12 +291,6 @@ async def test_update_rejects_attempts_below_one(attempts: int) -> None:
             await store.update("n", lambda old: old + 1, attempts=attempts)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_store.py: get_many/delete_many take any iterable, so a single str key 'ab' is "
-    "read as the keys 'a' and 'b' (and delete_many('ab') deletes them); a str should be a "
-    "TypeError",
-)
 async def test_batch_methods_reject_a_single_str() -> None:
     async with Store[Any](MemoryDriver()) as store:
         await store.set_many({"a": 1, "b": 2, "ab": 3})
@@ -313,12 +301,6 @@ async def test_batch_methods_reject_a_single_str() -> None:
         assert await store.get_many(["a", "b", "ab"]) == {"a": 1, "b": 2, "ab": 3}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_store.py: read_stream(chunk_size=-1) yields nothing for a non-empty value "
-    "(range() with a negative step), silently losing the data; chunk_size < 1 should be "
-    "a ValueError",
-)
 async def test_read_stream_rejects_non_positive_chunk_size() -> None:
     async with Store[Any](MemoryDriver(), BYTES) as store:
         await store.set("blob", b"data")

@@ -25,7 +25,7 @@ from ._errors import (
     UnsupportedOperationError,
     ValueTooLargeError,
 )
-from ._keys import MAX_KEY_LENGTH, validate_key
+from ._keys import MAX_KEY_LENGTH, escape_segment, unescape_segment, validate_key
 from ._memory import MemoryDriver
 from ._registry import INSTALL_HINTS, Registry, default_registry, open_driver, open_store
 from ._store import KEEP_TTL, Store
@@ -67,7 +67,9 @@ __all__ = [
     "ValueTooLargeError",
     "__version__",
     "default_registry",
+    "escape_segment",
     "open_driver",
     "open_store",
+    "unescape_segment",
     "validate_key",
 ]

@@ -1,0 +1,138 @@
+"""Listing, clearing and batches of :class:`~kv_core.Store`, with generic fallbacks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar, cast
+
+from ._driver import Capability, RawEntry
+from ._store_base import Seconds, StoreBase, expiry
+
+__all__ = ["BatchOps"]
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+
+class BatchOps(StoreBase[T]):
+    """keys, items, clear, get_many, set_many, delete_many."""
+
+    __slots__ = ()
+
+    # -- listing -------------------------------------------------------------------------
+
+    async def keys(self, prefix: str = "") -> AsyncIterator[str]:
+        """Yield every key (of this namespace) that starts with ``prefix``.
+
+        Order is unspecified; the driver paginates underneath, so memory stays bounded.
+        """
+        self._check_open()
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
+        cut = len(self._prefix)
+        async for full in self._driver.keys(self._prefix + prefix):
+            yield full[cut:]
+
+    async def items(self, prefix: str = "", *, batch: int = 100) -> AsyncIterator[tuple[str, T]]:
+        """Yield ``(key, value)`` for every key starting with ``prefix``.
+
+        Keys deleted between listing and reading are skipped.
+        """
+        chunk: list[str] = []
+        async for key in self.keys(prefix):
+            chunk.append(key)
+            if len(chunk) >= batch:
+                for pair in (await self.get_many(chunk)).items():
+                    yield pair
+                chunk = []
+        if chunk:
+            for pair in (await self.get_many(chunk)).items():
+                yield pair
+
+    async def clear(self) -> int:
+        """Delete every key of this store (of this namespace only); return how many."""
+        self._check_open()
+        if self._caps & Capability.CLEAR:
+            return await cast(Any, self._driver).clear(self._prefix)  # type: ignore[no-any-return]
+        count = 0
+        chunk: list[str] = []
+        async for full in self._driver.keys(self._prefix):
+            chunk.append(full)
+            if len(chunk) >= 100:
+                count += await self._delete_full(chunk)
+                chunk = []
+        if chunk:
+            count += await self._delete_full(chunk)
+        return count
+
+    # -- batches -------------------------------------------------------------------------
+
+    async def _bounded(self, calls: Iterable[Awaitable[U]]) -> list[U]:
+        sem = asyncio.Semaphore(self._batch_concurrency)
+
+        async def one(call: Awaitable[U]) -> U:
+            async with sem:
+                return await call
+
+        return await asyncio.gather(*(one(c) for c in calls))
+
+    async def _get_full(self, fulls: Sequence[str]) -> list[RawEntry | None]:
+        if self._caps & Capability.GET_MANY:
+            return await cast(Any, self._driver).get_many(fulls)  # type: ignore[no-any-return]
+        return await self._bounded(self._driver.get(k) for k in fulls)
+
+    async def _delete_full(self, fulls: Sequence[str]) -> int:
+        if self._caps & Capability.DELETE_MANY:
+            return await cast(Any, self._driver).delete_many(fulls)  # type: ignore[no-any-return]
+        return sum(await self._bounded(self._driver.delete(k) for k in fulls))
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, T]:
+        """Return ``{key: value}`` for the keys that exist (missing keys are left out)."""
+        self._check_open()
+        _not_one_key(keys)
+        wanted = list(dict.fromkeys(keys))
+        fulls = [self._full(k) for k in wanted]
+        if not fulls:
+            return {}
+        entries = await self._get_full(fulls)
+        return {
+            key: self._loads(full, entry.value)
+            for key, full, entry in zip(wanted, fulls, entries, strict=True)
+            if entry is not None
+        }
+
+    async def set_many(self, items: Mapping[str, T], *, ttl: Seconds | None = None) -> None:
+        """Store every ``key: value`` of ``items`` (unconditionally, same ``ttl`` for all).
+
+        Every value is encoded before anything is written, so a value that cannot be
+        encoded writes nothing.
+        """
+        self._check_open()
+        encoded = [
+            (full, self._dumps(full, v))
+            for full, v in ((self._full(k), v) for k, v in items.items())
+        ]
+        if not encoded:
+            return
+        expires_at = expiry(self._clock, ttl)
+        if self._caps & Capability.SET_MANY:
+            await cast(Any, self._driver).set_many(encoded, expires_at=expires_at)
+            return
+        await self._bounded(self._driver.set(k, v, expires_at=expires_at) for k, v in encoded)
+
+    async def delete_many(self, keys: Iterable[str]) -> int:
+        """Delete ``keys``; return how many existed."""
+        self._check_open()
+        _not_one_key(keys)
+        fulls = list(dict.fromkeys(self._full(k) for k in keys))
+        if not fulls:
+            return 0
+        return await self._delete_full(fulls)
+
+
+def _not_one_key(keys: object) -> None:
+    # A str is an iterable of one-character keys: almost certainly a mistake, and for
+    # delete_many a destructive one.
+    if isinstance(keys, (str, bytes)):
+        raise TypeError(f"expected an iterable of keys, got a single {type(keys).__name__}")

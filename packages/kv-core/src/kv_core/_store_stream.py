@@ -1,0 +1,74 @@
+"""Byte streams of :class:`~kv_core.Store`: bounded memory where the driver streams."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import Any, TypeVar, cast
+
+from ._driver import Capability
+from ._store_base import Seconds, StoreBase, expiry
+
+__all__ = ["StreamOps"]
+
+T = TypeVar("T")
+
+_DEFAULT_CHUNK = 1 << 20
+
+
+class StreamOps(StoreBase[T]):
+    """write_stream and read_stream."""
+
+    __slots__ = ()
+
+    # -- streams -------------------------------------------------------------------------
+
+    async def write_stream(
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes] | Iterable[bytes],
+        *,
+        ttl: Seconds | None = None,
+    ) -> str:
+        """Store the concatenated ``chunks`` as the raw bytes of ``key``; return the etag.
+
+        Streams carry bytes and bypass the codec. Drivers with Capability.STREAM keep
+        memory bounded; others collect the chunks first.
+        """
+        self._check_open()
+        full = self._full(key)
+        source = chunks if isinstance(chunks, AsyncIterable) else _aiter(chunks)
+        expires_at = expiry(self._clock, ttl)
+        if self._caps & Capability.STREAM:
+            return await cast(Any, self._driver).write_stream(  # type: ignore[no-any-return]
+                full, source, expires_at=expires_at
+            )
+        data = b"".join([bytes(c) async for c in source])
+        return await self._driver.set(full, data, expires_at=expires_at)
+
+    async def read_stream(
+        self, key: str, *, chunk_size: int = _DEFAULT_CHUNK
+    ) -> AsyncIterator[bytes]:
+        """Yield the raw bytes of ``key`` in chunks of at most ``chunk_size``.
+
+        Raises:
+            KeyNotFoundError: The key is missing.
+        """
+        self._check_open()
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+        full = self._full(key)
+        if self._caps & Capability.STREAM:
+            async for chunk in cast(Any, self._driver).read_stream(full, chunk_size=chunk_size):
+                yield chunk
+            return
+        entry = await self._driver.get(full)
+        if entry is None:
+            raise self._missing(full)
+        data = entry.value
+        for i in range(0, len(data), chunk_size):
+            yield data[i : i + chunk_size]
+
+
+async def _aiter(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
