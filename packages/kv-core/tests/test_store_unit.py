@@ -12,12 +12,12 @@ import pytest
 from kv_core import (
     BYTES,
     TEXT,
+    KeyGate,
     MemoryDriver,
     PreconditionFailedError,
     Store,
     StoreClosedError,
 )
-from kv_core._locks import KeyLocks
 
 
 class Clock:
@@ -45,11 +45,11 @@ class ConflictingDriver(MemoryDriver):
         return await super().set(key, value, **kwargs)
 
 
-# -- KeyLocks --------------------------------------------------------------------------------
+# -- KeyGate --------------------------------------------------------------------------------
 
 
 async def test_key_locks_are_freed_after_50_concurrent_holders() -> None:
-    locks = KeyLocks()
+    locks = KeyGate()
     inside = 0
     most = 0
 
@@ -67,7 +67,7 @@ async def test_key_locks_are_freed_after_50_concurrent_holders() -> None:
 
 
 async def test_key_locks_serialise_one_key() -> None:
-    locks = KeyLocks()
+    locks = KeyGate()
     inside = 0
     most = 0
 
@@ -85,7 +85,7 @@ async def test_key_locks_serialise_one_key() -> None:
 
 
 async def test_key_locks_are_freed_after_errors_and_cancellation() -> None:
-    locks = KeyLocks()
+    locks = KeyGate()
     with pytest.raises(RuntimeError):
         async with locks.hold("k"):
             raise RuntimeError

@@ -10,7 +10,7 @@ Quick start::
 """
 
 from ._codecs import BYTES, JSON, PICKLE, TEXT, BytesCodec, Codec, JSONCodec, PickleCodec, TextCodec
-from ._driver import NOT_MODIFIED, Capability, Driver, NotModified, RawEntry
+from ._driver import NOT_MODIFIED, BatchDriver, Capability, Driver, NotModified, RawEntry
 from ._entry import Entry
 from ._errors import (
     BackendError,
@@ -26,6 +26,7 @@ from ._errors import (
     ValueTooLargeError,
 )
 from ._keys import MAX_KEY_LENGTH, escape_segment, unescape_segment, validate_key
+from ._locks import KeyGate
 from ._memory import MemoryDriver
 from ._registry import INSTALL_HINTS, Registry, default_registry, open_driver, open_store
 from ._store import KEEP_TTL, Store
@@ -43,6 +44,7 @@ __all__ = [
     "TEXT",
     "BackendError",
     "BackendUnavailableError",
+    "BatchDriver",
     "BytesCodec",
     "Capability",
     "Codec",
@@ -51,6 +53,7 @@ __all__ = [
     "InvalidKeyError",
     "JSONCodec",
     "KVError",
+    "KeyGate",
     "KeyNotFoundError",
     "MemoryDriver",
     "NotModified",

@@ -264,7 +264,9 @@ class Store(BatchOps[T], StreamOps[T]):
             raise ValueError(f"attempts must be at least 1, got {attempts}")
         limit = attempts or self._update_attempts
         driver = self._driver
-        async with self._shared.locks.hold(full):
+        locks = self._shared.locks
+        await locks.acquire(full)
+        try:
             for attempt in range(limit):
                 entry = await driver.get(full)
                 if entry is None:
@@ -293,6 +295,8 @@ class Store(BatchOps[T], StreamOps[T]):
                         await asyncio.sleep(random.uniform(0, min(0.1, 0.001 * 2**attempt)))
                     continue
                 return value
+        finally:
+            locks.release(full)
         raise PreconditionFailedError(
             f"update gave up after {limit} conflicting attempts", key=full, store=driver.name
         )

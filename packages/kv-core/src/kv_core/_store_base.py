@@ -11,7 +11,7 @@ from ._codecs import Codec
 from ._driver import Driver
 from ._errors import KeyNotFoundError, SerializationError, StoreClosedError
 from ._keys import MAX_KEY_LENGTH, validate_key
-from ._locks import KeyLocks
+from ._locks import KeyGate
 
 __all__ = ["KEEP_TTL", "MISSING", "Seconds", "StoreBase", "expiry"]
 
@@ -45,7 +45,7 @@ class _Shared:
         self.driver = driver
         self.closed = False
         self.used = False
-        self.locks = KeyLocks()
+        self.locks = KeyGate()
 
     def __del__(self) -> None:
         if not self.closed and self.used:

@@ -23,14 +23,30 @@ import os
 
 from hypothesis import settings
 
+from ._azurite import Azurite, azurite_connection_string_from_env, start_azurite
 from ._conformance import DriverConformance
 from ._corpus import JSON_VALUES, RICH_VALUES, WEIRD_KEYS
 from ._harness import Harness, MemoryHarness, TestClock, UrlHarness
 from ._model import StoreModelTest
 from ._process import CrossProcessConformance, UnreachableConformance, cross_process_increments
+from ._redis_server import (
+    RedisCluster,
+    RedisServer,
+    redis_url_from_env,
+    start_redis,
+    start_redis_cluster,
+)
 
 __all__ = [
     "JSON_VALUES",
+    "Azurite",
+    "RedisCluster",
+    "RedisServer",
+    "azurite_connection_string_from_env",
+    "redis_url_from_env",
+    "start_azurite",
+    "start_redis",
+    "start_redis_cluster",
     "RICH_VALUES",
     "WEIRD_KEYS",
     "CrossProcessConformance",

@@ -1,0 +1,392 @@
+"""CachedDriver: a Driver that keeps a bounded, in-process cache in front of another."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import warnings
+from typing import TYPE_CHECKING, Any, cast
+
+from kv_core import (
+    NOT_MODIFIED,
+    BatchDriver,
+    Driver,
+    NotModified,
+    OutcomeUnknownError,
+    PreconditionFailedError,
+    RawEntry,
+)
+
+from ._entries import UNKNOWN, CacheEntry, Remote
+from ._flush import Flusher
+from ._options import CacheMode, ConflictPolicy
+from ._result import FlushConflictError, FlushFailedError, FlushResult, FlushStatus
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Sequence
+
+__all__ = ["CachedDriver"]
+
+
+class CachedDriver(Flusher):
+    """A driver that caches another driver's entries in this process.
+
+    ``Store(CachedDriver(inner, ...))`` is used like any store; see the package README
+    for the exact guarantees of each mode.
+
+    Args:
+        inner: The driver to cache (any backend).
+        mode: :class:`CacheMode` (or its name): NONE, WRITE_THROUGH or WRITE_BACK.
+        max_items: At most this many entries are kept (negative entries count).
+        max_bytes: At most this many bytes of keys and values are kept.
+        on_conflict: Write-back only: what a flush does when the backend changed since the
+            cache last saw a dirty key: ``"raise"`` (write the others, then raise
+            :class:`FlushConflictError`), ``"skip"`` (keep the remote value, report it),
+            ``"overwrite"`` (write anyway) or a merge callable (see :data:`MergeFunction`).
+        max_staleness: Seconds a clean entry is served without asking the backend; after
+            that it is revalidated by etag (a conditional read where the backend has one).
+            0 revalidates on every read; None never does (single-writer setups only).
+        negative_caching: Also cache "this key is absent" (for ``max_staleness``).
+        flush_interval: Write-back only: also flush dirty entries every this many seconds.
+        flush_concurrency: At most this many backend writes in flight during a flush.
+        owns_inner: ``aclose()`` also closes ``inner``. Pass False when ``inner`` is shared.
+        timer: Monotonic seconds used for staleness (tests inject a manual clock). Key
+            expiry uses ``inner.clock``.
+    """
+
+    def __init__(
+        self,
+        inner: Driver,
+        *,
+        mode: CacheMode | str = CacheMode.WRITE_BACK,
+        max_items: int = 10_000,
+        max_bytes: int = 64 << 20,
+        on_conflict: ConflictPolicy = "raise",
+        max_staleness: float | None = 1.0,
+        negative_caching: bool = True,
+        flush_interval: float | None = None,
+        flush_concurrency: int = 32,
+        owns_inner: bool = True,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(
+            inner,
+            mode=mode,
+            max_items=max_items,
+            max_bytes=max_bytes,
+            on_conflict=on_conflict,
+            max_staleness=max_staleness,
+            negative_caching=negative_caching,
+            flush_interval=flush_interval,
+            flush_concurrency=flush_concurrency,
+            owns_inner=owns_inner,
+            timer=timer,
+        )
+        self._pending = []
+        self._timer_task = None
+        self._write_back = self.mode is CacheMode.WRITE_BACK
+        self._passthrough = self.mode is CacheMode.NONE
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> CachedDriver:
+        """Open ``cache+<inner-url>``; see :func:`kv_cache.parse_cache_url` for the options."""
+        from ._url import open_cached
+
+        return open_cached(cls, url, options)
+
+    def __repr__(self) -> str:
+        return (
+            f"CachedDriver({self._inner.name}, mode={self.mode.value}, "
+            f"{len(self._table)} entries, {self.dirty_count} dirty)"
+        )
+
+    @property
+    def dirty_count(self) -> int:
+        """How many entries wait for a flush."""
+        return len(self._table.dirty_keys())
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def get(self, key: str) -> RawEntry | None:
+        """Return the live entry for ``key`` (from the cache while fresh), or None."""
+        if self._closed:
+            self._check_open(key)
+        if self._passthrough:
+            return await self._inner.get(key)
+        return await self._cached_get(key)
+
+    async def exists(self, key: str) -> bool:
+        """True if ``key`` is live (as the cache knows it)."""
+        return await self.get(key) is not None
+
+    async def get_if_changed(self, key: str, etag: str) -> RawEntry | NotModified | None:
+        """NOT_MODIFIED if the entry's etag is still ``etag``, else the entry or None."""
+        if self._passthrough and self._conditional_get:
+            return await cast(BatchDriver, self._inner).get_if_changed(key, etag)
+        raw = await self.get(key)
+        if raw is not None and raw.etag == etag:
+            return NOT_MODIFIED
+        return raw
+
+    async def get_many(self, keys: Sequence[str]) -> list[RawEntry | None]:
+        """Entries for ``keys`` in order: cached ones directly, the rest in one batch."""
+        self._check_open()
+        if self._passthrough:
+            if self._batch_get:
+                return await cast(BatchDriver, self._inner).get_many(keys)
+            return list(await asyncio.gather(*(self._inner.get(k) for k in keys)))
+        results: list[RawEntry | None] = [None] * len(keys)
+        missing: list[int] = []
+        for i, key in enumerate(keys):
+            entry = self._table.get(key)
+            if entry is not None and self._is_fresh(entry):
+                raw = entry.raw
+                if raw is None or not self._expired(raw):
+                    results[i] = raw
+                    self.stats.hits += 1
+                    continue
+                if entry.dirty:
+                    continue
+            missing.append(i)
+        if missing:
+            loaded = await self._load_many([keys[i] for i in missing])
+            for i, raw in zip(missing, loaded, strict=False):
+                results[i] = raw
+        return results
+
+    async def keys(self, prefix: str = "") -> AsyncIterator[str]:
+        """Yield every live key with ``prefix``, unflushed writes and deletes included."""
+        self._check_open()
+        if not self._write_back:
+            async for key in self._inner.keys(prefix):
+                yield key
+            return
+        # Dirty entries are bounded by max_items, so this snapshot is too.
+        now = self.clock()
+        local: dict[str, bool] = {}
+        for key, entry in self._table.items_with_prefix(prefix):
+            if entry.dirty:
+                raw = entry.raw
+                local[key] = raw is not None and (raw.expires_at is None or raw.expires_at > now)
+        async for key in self._inner.keys(prefix):
+            live = local.pop(key, None)
+            if live is None or live:
+                yield key
+        for key, live in local.items():
+            if live:
+                yield key
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def set(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        expires_at: float | None = None,
+        if_match: str | None = None,
+        if_absent: bool = False,
+    ) -> str:
+        """Store ``value``; in write-back mode in the cache only, until the next flush."""
+        self._check_open(key)
+        if self._passthrough:
+            return await self._inner.set(
+                key, value, expires_at=expires_at, if_match=if_match, if_absent=if_absent
+            )
+        if not self._write_back or not self._table.fits(key, value):
+            return await self._write_through(key, value, expires_at, if_match, if_absent)
+        await self._reserve(key, value)
+        # From here to the local write nothing awaits except the read of the current
+        # state, so the condition check and the write are atomic in this process.
+        remote: Remote = UNKNOWN  # never seen: the flush writes unconditionally
+        if if_match is not None or if_absent:
+            known = await self._known(key)
+            self._check_condition(key, known, if_match, if_absent)
+            remote = self._remote_of(known)
+        entry = self._table.peek(key)
+        if entry is not None:
+            remote = self._remote_of(entry)
+        etag = self._new_etag()
+        self._write_local(key, entry, RawEntry(value, etag, expires_at), remote)
+        return etag
+
+    async def delete(self, key: str, *, if_match: str | None = None) -> bool:
+        """Remove ``key``; in write-back mode a tombstone until the next flush."""
+        self._check_open(key)
+        if self._passthrough:
+            return await self._inner.delete(key, if_match=if_match)
+        if not self._write_back:
+            return await self._delete_through(key, if_match)
+        await self._reserve(key, None)
+        known = await self._known(key)
+        self._check_condition(key, known, if_match, False)
+        if self._live(known) is None:
+            return False
+        entry = self._table.peek(key)
+        remote = self._remote_of(entry if entry is not None else known)
+        if remote is None:
+            # Created locally and never flushed: deleting it leaves nothing to send.
+            if entry is not None:
+                self._write_local(key, entry, None, None)
+                entry.dirty = False
+                if not self._negative_caching:
+                    self._table.pop(key)
+            return True
+        self._write_local(key, entry, None, remote)
+        return True
+
+    def _check_condition(
+        self, key: str, known: CacheEntry, if_match: str | None, if_absent: bool
+    ) -> None:
+        live = self._live(known)
+        if if_absent and live is not None:
+            raise PreconditionFailedError("key already exists", key=key, store=self.name)
+        if if_match is not None and (
+            live is None or (if_match != live.etag and (known.dirty or if_match != known.remote))
+        ):
+            raise PreconditionFailedError("etag does not match", key=key, store=self.name)
+
+    def _write_local(
+        self, key: str, entry: CacheEntry | None, raw: RawEntry | None, remote: Remote
+    ) -> None:
+        """Record a dirty write (``raw`` None: a tombstone) based on ``remote``."""
+        if entry is None:
+            entry = CacheEntry(raw, remote, self._timer(), dirty=True)
+            self._table.put(key, entry)
+        else:
+            entry.raw = raw
+            entry.remote = remote
+            entry.dirty = True
+            entry.version += 1
+            self._table.resize(key, entry)
+        self._touched(key)
+        # A read may have filled the cache while _reserve's flush was awaited.
+        self._evict_clean(keep=key)
+        if self._flush_interval is not None:
+            self._start_timer()
+
+    async def _write_through(
+        self,
+        key: str,
+        value: bytes,
+        expires_at: float | None,
+        if_match: str | None,
+        if_absent: bool,
+    ) -> str:
+        await self._gate.acquire(key)
+        try:
+            entry = self._table.peek(key)
+            if entry is not None and entry.dirty:
+                # Write-back value too large to cache: it replaces the dirty entry, so it
+                # goes out conditioned on what that entry was based on.
+                self._check_condition(key, entry, if_match, if_absent)
+                remote = UNKNOWN if self._on_conflict == "overwrite" else entry.remote
+                etag = await self._push(key, value, expires_at, remote)
+                assert etag is not None
+                self._table.pop(key)
+                self._touched(key)
+                return etag
+            if (
+                entry is not None
+                and entry.raw is not None
+                and if_match == entry.raw.etag
+                and isinstance(entry.remote, str)
+            ):
+                if_match = entry.remote  # a cache-made etag the backend never saw
+            try:
+                etag = await self._inner.set(
+                    key, value, expires_at=expires_at, if_match=if_match, if_absent=if_absent
+                )
+            except PreconditionFailedError:
+                self._refused(key)
+                raise
+            except OutcomeUnknownError:
+                self._table.pop(key)
+                self._touched(key)
+                raise
+            self._touched(key)
+            self._store_clean(key, RawEntry(value, etag, expires_at))
+            return etag
+        finally:
+            self._gate.release(key)
+
+    async def _delete_through(self, key: str, if_match: str | None) -> bool:
+        await self._gate.acquire(key)
+        try:
+            try:
+                existed = await self._inner.delete(key, if_match=if_match)
+            except PreconditionFailedError:
+                self._refused(key)
+                raise
+            except OutcomeUnknownError:
+                self._table.pop(key)
+                self._touched(key)
+                raise
+            self._touched(key)
+            self._store_clean(key, None)
+            return existed
+        finally:
+            self._gate.release(key)
+
+    def _refused(self, key: str) -> None:
+        """The backend refused a conditional write: the cache keeps its value but will ask
+        the backend on the next read, since the refusal shows it may be out of date."""
+        entry = self._table.peek(key)
+        if entry is not None and not entry.dirty:
+            entry.validated_at = float("-inf")
+        self._touched(key)
+
+    # -- flush and close -----------------------------------------------------------------
+
+    async def flush(self) -> FlushResult:
+        """Write every dirty entry to the backend and report what happened to each key.
+
+        Conflicts are handled per ``on_conflict``; outcomes of eviction and timer flushes
+        since the previous call are included. In write-through and NONE modes there is
+        nothing to flush and the result is empty.
+
+        Raises:
+            FlushConflictError: Policy ``"raise"`` and some keys changed in the backend;
+                raised after every other key was written. ``.result`` has the details.
+            FlushFailedError: The backend failed for some keys; they stay dirty.
+        """
+        self._check_open()
+        return await self._flush_all()
+
+    async def _flush_all(self) -> FlushResult:
+        outcomes = await self._flush_keys(self._table.dirty_keys())
+        result = FlushResult([*self._pending, *outcomes])
+        self._pending = []
+        if self._on_conflict == "raise" and result.by_status(FlushStatus.CONFLICT):
+            raise FlushConflictError(result, store=self.name)
+        if result.errors:
+            raise FlushFailedError(result, store=self.name) from result.errors[0].error
+        return result
+
+    async def aclose(self) -> None:
+        """Flush (write-back), then close the inner driver if this cache owns it.
+
+        The cache is closed even if the final flush fails; the error raised then carries
+        every unwritten value in ``.result``. Idempotent.
+        """
+        if self._closed:
+            return
+        try:
+            if self._timer_task is not None:
+                self._timer_task.cancel()
+                self._timer_task = None
+            if self._write_back:
+                await self._flush_all()
+        finally:
+            self._closed = True
+            self._table.clear()
+            if self._owns_inner:
+                await self._inner.aclose()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True) and self._table.dirty_keys():
+            warnings.warn(
+                f"{self!r} was never closed: its unflushed writes are lost",
+                ResourceWarning,
+                stacklevel=2,
+            )

@@ -1,0 +1,428 @@
+"""Write-back: dirty tracking, flush reports, conflict policies, tombstones, bounds."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from kv_cache import (
+    CachedDriver,
+    CacheMode,
+    FlushConflictError,
+    FlushFailedError,
+    FlushStatus,
+)
+from kv_core import (
+    BackendUnavailableError,
+    MemoryDriver,
+    PreconditionFailedError,
+    RawEntry,
+    Store,
+    StoreClosedError,
+)
+
+
+def make(inner: Any, **options: Any) -> CachedDriver:
+    return CachedDriver(inner, mode=CacheMode.WRITE_BACK, owns_inner=False, **options)
+
+
+async def test_writes_stay_local_until_flush(counting: Any) -> None:
+    cache = make(counting)
+    await cache.set("a", b"1")
+    await cache.set("b", b"2")
+    assert counting.writes == 0
+    assert await counting.inner.get("a") is None
+    result = await cache.flush()
+    assert sorted(result.written) == ["a", "b"]
+    assert result.ok
+    assert (await counting.inner.get("a")).value == b"1"  # type: ignore[union-attr]
+    assert counting.writes == 2
+    assert cache.dirty_count == 0
+    assert len(await cache.flush()) == 0  # nothing left to write
+
+
+async def test_an_entry_only_read_is_never_uploaded(counting: Any) -> None:
+    # asyncblobdict regression: sync re-uploaded entries that were only read, clobbering
+    # newer remote data.
+    await counting.inner.set("k", b"old")
+    cache = make(counting)
+    assert (await cache.get("k")).value == b"old"  # type: ignore[union-attr]
+    await counting.inner.set("k", b"newer, written by someone else")
+    result = await cache.flush()
+    await cache.aclose()
+    assert len(result) == 0
+    assert counting.writes == 0
+    assert (await counting.inner.get("k")).value == b"newer, written by someone else"  # type: ignore[union-attr]
+
+
+async def test_a_stale_etag_is_refused(counting: Any) -> None:
+    # asyncblobdict regression: a write with a stale etag was accepted.
+    cache = make(counting)
+    first = await cache.set("k", b"1")
+    await cache.set("k", b"2")
+    with pytest.raises(PreconditionFailedError):
+        await cache.set("k", b"3", if_match=first)
+    with pytest.raises(PreconditionFailedError):
+        await cache.delete("k", if_match=first)
+    assert (await cache.get("k")).value == b"2"  # type: ignore[union-attr]
+
+
+async def test_a_conflict_raises_after_the_other_keys_were_written(counting: Any) -> None:
+    # asyncblobdict regression: conflicts were never raised.
+    await counting.inner.set("contested", b"v0")
+    cache = make(counting)
+    await cache.get("contested")  # the cache now knows etag of v0
+    await cache.set("contested", b"mine")
+    await cache.set("other1", b"x")
+    await cache.set("other2", b"y")
+    await counting.inner.set("contested", b"theirs")  # behind the cache's back
+    with pytest.raises(FlushConflictError) as info:
+        await cache.flush()
+    assert isinstance(info.value, PreconditionFailedError)
+    assert info.value.key == "contested"
+    result = info.value.result
+    assert result.status_of("contested") is FlushStatus.CONFLICT
+    assert sorted(result.written) == ["other1", "other2"]
+    (conflict,) = result.conflicts
+    assert conflict.local == b"mine"  # the local change survives in the report
+    assert conflict.remote is not None
+    assert conflict.remote.value == b"theirs"
+    assert (await counting.inner.get("other1")).value == b"x"  # type: ignore[union-attr]
+    assert (await counting.inner.get("contested")).value == b"theirs"  # type: ignore[union-attr]
+    # The cache now shows the remote value, and the conflict is not reported twice.
+    assert (await cache.get("contested")).value == b"theirs"  # type: ignore[union-attr]
+    assert len(await cache.flush()) == 0
+
+
+async def test_conflict_policy_skip_reports_without_raising(counting: Any) -> None:
+    await counting.inner.set("k", b"v0")
+    cache = make(counting, on_conflict="skip")
+    await cache.set("k", b"mine", if_match=(await cache.get("k")).etag)  # type: ignore[union-attr]
+    await counting.inner.set("k", b"theirs")
+    result = await cache.flush()
+    assert result.status_of("k") is FlushStatus.SKIPPED
+    assert result.conflicts[0].local == b"mine"
+    assert (await counting.inner.get("k")).value == b"theirs"  # type: ignore[union-attr]
+    assert (await cache.get("k")).value == b"theirs"  # type: ignore[union-attr]
+
+
+async def test_conflict_policy_overwrite_writes_anyway(counting: Any) -> None:
+    await counting.inner.set("k", b"v0")
+    cache = make(counting, on_conflict="overwrite")
+    await cache.get("k")
+    await cache.set("k", b"mine")
+    await counting.inner.set("k", b"theirs")
+    result = await cache.flush()
+    assert result.status_of("k") is FlushStatus.OVERWRITTEN
+    assert result.outcomes[0].remote.value == b"theirs"  # type: ignore[union-attr]
+    assert (await counting.inner.get("k")).value == b"mine"  # type: ignore[union-attr]
+
+
+async def test_conflict_policy_merge_callable(counting: Any) -> None:
+    seen: list[tuple[str, bytes | None, RawEntry | None]] = []
+
+    async def merge(key: str, local: bytes | None, remote: RawEntry | None) -> bytes | None:
+        seen.append((key, local, remote))
+        assert local is not None
+        assert remote is not None
+        return remote.value + b"+" + local
+
+    await counting.inner.set("k", b"v0")
+    cache = make(counting, on_conflict=merge)
+    await cache.get("k")
+    await cache.set("k", b"mine")
+    await counting.inner.set("k", b"theirs")
+    result = await cache.flush()
+    assert result.status_of("k") is FlushStatus.MERGED
+    assert [(k, loc) for k, loc, _ in seen] == [("k", b"mine")]
+    stored = await counting.inner.get("k")
+    assert stored is not None
+    assert stored.value == b"theirs+mine"
+    cached = await cache.get("k")
+    assert cached is not None
+    assert cached.value == b"theirs+mine"
+    assert cache.dirty_count == 0
+
+
+async def test_a_key_seen_absent_is_created_only_if_still_absent(counting: Any) -> None:
+    cache = make(counting)
+    assert await cache.get("k") is None
+    await cache.set("k", b"mine")
+    await counting.inner.set("k", b"someone created it")
+    with pytest.raises(FlushConflictError):
+        await cache.flush()
+    assert (await counting.inner.get("k")).value == b"someone created it"  # type: ignore[union-attr]
+
+
+async def test_a_key_never_seen_is_written_unconditionally(counting: Any) -> None:
+    cache = make(counting)
+    await cache.set("k", b"mine")  # no read first: the cache knows nothing of "k"
+    await counting.inner.set("k", b"theirs")
+    result = await cache.flush()
+    assert result.status_of("k") is FlushStatus.WRITTEN
+    assert (await counting.inner.get("k")).value == b"mine"  # type: ignore[union-attr]
+
+
+async def test_deletes_are_tombstones_until_flushed(counting: Any) -> None:
+    await counting.inner.set("k", b"v")
+    await counting.inner.set("keep", b"v")
+    cache = make(counting)
+    assert await cache.delete("k") is True
+    assert await cache.get("k") is None
+    assert not await cache.exists("k")
+    assert [k async for k in cache.keys()] == ["keep"]
+    assert await counting.inner.get("k") is not None  # not sent yet
+    result = await cache.flush()
+    assert result.status_of("k") is FlushStatus.WRITTEN
+    assert await counting.inner.get("k") is None
+
+
+async def test_a_delete_of_a_key_changed_remotely_is_a_conflict(counting: Any) -> None:
+    await counting.inner.set("k", b"v0")
+    cache = make(counting)
+    await cache.delete("k")
+    await counting.inner.set("k", b"v1")
+    with pytest.raises(FlushConflictError):
+        await cache.flush()
+    assert (await counting.inner.get("k")).value == b"v1"  # type: ignore[union-attr]
+
+
+async def test_create_then_delete_before_flush_sends_nothing(counting: Any) -> None:
+    cache = make(counting)
+    await cache.set("k", b"v", if_absent=True)
+    assert await cache.delete("k") is True
+    assert len(await cache.flush()) == 0
+    assert counting.writes == 0
+
+
+async def test_keys_get_many_and_exists_see_unflushed_writes(counting: Any) -> None:
+    await counting.inner.set("p/remote", b"r")
+    await counting.inner.set("p/doomed", b"d")
+    cache = make(counting)
+    await cache.set("p/local", b"l")
+    await cache.set("p/remote", b"changed")
+    await cache.delete("p/doomed")
+    assert sorted([k async for k in cache.keys("p/")]) == ["p/local", "p/remote"]
+    got = await cache.get_many(["p/local", "p/remote", "p/doomed", "p/none"])
+    assert [e.value if e else None for e in got] == [b"l", b"changed", None, None]
+    assert await cache.exists("p/local")
+    assert not await cache.exists("p/doomed")
+
+
+async def test_etags_given_by_the_cache_stay_valid_after_the_flush(counting: Any) -> None:
+    cache = make(counting)
+    etag = await cache.set("k", b"1")
+    await cache.flush()
+    entry = await cache.get("k")
+    assert entry is not None
+    assert entry.etag == etag
+    await cache.set("k", b"2", if_match=etag)
+    await cache.flush()
+    assert (await counting.inner.get("k")).value == b"2"  # type: ignore[union-attr]
+
+
+async def test_a_write_during_a_flush_stays_dirty() -> None:
+    gate, entered = asyncio.Event(), asyncio.Event()
+
+    class SlowDriver(MemoryDriver):
+        async def set(self, key: str, value: bytes, **kwargs: Any) -> str:
+            entered.set()
+            await gate.wait()
+            return await super().set(key, value, **kwargs)
+
+    inner = SlowDriver()
+    cache = make(inner)
+    await cache.set("k", b"1")
+    flushing = asyncio.create_task(cache.flush())
+    await entered.wait()
+    await cache.set("k", b"2")  # while "1" is on its way
+    gate.set()
+    assert (await flushing).written == ["k"]
+    assert cache.dirty_count == 1
+    await cache.flush()
+    assert (await inner.get("k")).value == b"2"  # type: ignore[union-attr]
+
+
+async def test_an_expired_local_write_flushes_as_a_delete() -> None:
+    now = [1000.0]
+    inner = MemoryDriver(clock=lambda: now[0])
+    await inner.set("k", b"old")
+    cache = make(inner)
+    await cache.get("k")
+    await cache.set("k", b"short-lived", expires_at=1010.0)
+    now[0] = 1020.0
+    assert await cache.get("k") is None
+    await cache.flush()
+    assert "k" not in inner._data  # the old value must not come back
+
+
+async def test_backend_failure_keeps_entries_dirty_and_reports_them(counting: Any) -> None:
+    cache = make(counting)
+    await cache.set("k", b"v")
+    counting.fail_next = BackendUnavailableError("down", store="test")
+    with pytest.raises(FlushFailedError) as info:
+        await cache.flush()
+    assert isinstance(info.value.__cause__, BackendUnavailableError)
+    assert info.value.result.status_of("k") is FlushStatus.ERROR
+    assert info.value.result.errors[0].local == b"v"
+    assert cache.dirty_count == 1
+    assert (await cache.flush()).written == ["k"]
+
+
+async def test_memory_is_bounded_and_eviction_flushes(counting: Any) -> None:
+    # asyncblobdict regression: memory grew without bound.
+    cache = make(counting, max_items=50, max_bytes=4096)
+    for i in range(2000):
+        await cache.set(f"k{i}", b"x" * 30)
+        assert len(cache._table) <= 50
+        assert cache._table.total_bytes <= 4096
+    assert counting.writes >= 1900  # evicted entries reached the backend
+    await cache.flush()
+    assert len(counting.inner._data) == 2000
+    for i in range(2000):
+        got = await cache.get(f"k{i}")
+        assert got is not None
+        assert got.value == b"x" * 30
+        assert len(cache._table) <= 50
+
+
+async def test_bytes_bound_holds_for_reads_too(counting: Any) -> None:
+    for i in range(100):
+        await counting.inner.set(f"k{i}", b"y" * 100)
+    cache = make(counting, max_bytes=1000)
+    for i in range(100):
+        await cache.get(f"k{i}")
+        assert cache._table.total_bytes <= 1000
+    assert cache.stats.evictions > 80
+
+
+async def test_a_value_larger_than_the_cache_goes_straight_to_the_backend(counting: Any) -> None:
+    cache = make(counting, max_bytes=100)
+    await cache.set("big", b"z" * 1000)
+    assert counting.writes == 1
+    assert (await cache.get("big")).value == b"z" * 1000  # type: ignore[union-attr]
+    assert "big" not in cache._table
+
+
+async def test_aclose_flushes_and_closes(counting: Any) -> None:
+    cache = CachedDriver(counting, mode="write_back")
+    await cache.set("k", b"v")
+    await cache.aclose()
+    await cache.aclose()
+    assert (await MemoryDriver(data=counting.inner._data).get("k")).value == b"v"  # type: ignore[union-attr]
+    assert counting.calls["aclose"] == 1
+    with pytest.raises(StoreClosedError):
+        await cache.get("k")
+
+
+async def test_aclose_keeps_a_shared_inner_open(counting: Any) -> None:
+    cache = make(counting)
+    await cache.set("k", b"v")
+    await cache.aclose()
+    assert "aclose" not in counting.calls
+    assert (await counting.get("k")).value == b"v"  # type: ignore[union-attr]
+
+
+async def test_aclose_reports_a_conflict_and_still_closes(counting: Any) -> None:
+    await counting.inner.set("k", b"v0")
+    cache = make(counting)
+    await cache.get("k")
+    await cache.set("k", b"mine")
+    await counting.inner.set("k", b"theirs")
+    with pytest.raises(FlushConflictError):
+        await cache.aclose()
+    with pytest.raises(StoreClosedError):
+        await cache.get("k")
+
+
+async def test_timer_flushes_in_the_background(counting: Any) -> None:
+    cache = make(counting, flush_interval=0.01)
+    await cache.set("k", b"v")
+    for _ in range(500):
+        if counting.writes:
+            break
+        await asyncio.sleep(0.01)
+    assert (await counting.inner.get("k")).value == b"v"  # type: ignore[union-attr]
+    await cache.aclose()
+
+
+async def test_conflicts_found_by_eviction_are_reported_by_the_next_flush(counting: Any) -> None:
+    await counting.inner.set("k", b"v0")
+    cache = make(counting, max_items=2)
+    await cache.get("k")
+    await cache.set("k", b"mine")
+    await counting.inner.set("k", b"theirs")
+    await cache.set("a", b"1")
+    await cache.set("b", b"2")  # evicts "k": its flush conflicts
+    with pytest.raises(FlushConflictError) as info:
+        await cache.flush()
+    assert info.value.result.status_of("k") is FlushStatus.CONFLICT
+    assert info.value.result.conflicts[0].local == b"mine"
+
+
+async def test_nothing_is_printed(counting: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    await counting.inner.set("k", b"v0")
+    cache = make(counting, on_conflict="skip")
+    await cache.get("k")
+    await cache.set("k", b"mine")
+    await counting.inner.set("k", b"theirs")
+    await cache.flush()
+    assert capsys.readouterr() == ("", "")
+
+
+async def test_store_update_over_write_back_loses_nothing(counting: Any) -> None:
+    store: Store[int] = Store(make(counting))
+    await asyncio.gather(*(store.update("n", lambda n: n + 1, default=0) for _ in range(100)))
+    assert await store.get("n") == 100
+    await store.aclose()
+    assert (await counting.inner.get("n")).value == b"100"  # type: ignore[union-attr]
+
+
+async def test_dropping_a_cache_with_dirty_entries_warns(counting: Any) -> None:
+    cache = make(counting)
+    await cache.set("k", b"v")
+    with pytest.warns(ResourceWarning, match="unflushed"):
+        cache.__del__()
+    await cache.aclose()
+
+
+async def test_a_merge_that_keeps_losing_the_race_is_reported_as_an_error(counting: Any) -> None:
+    def merge(key: str, local: bytes | None, remote: RawEntry | None) -> bytes:
+        # Someone writes between every merge read and write: the merge can never land.
+        counting.inner._data[key] = RawEntry(b"meddled", f"m{id(remote)}-{len(seen)}")
+        seen.append(key)
+        return b"merged"
+
+    seen: list[str] = []
+    await counting.inner.set("k", b"v0")
+    cache = make(counting, on_conflict=merge)
+    await cache.get("k")
+    await cache.set("k", b"mine")
+    await counting.inner.set("k", b"theirs")
+    with pytest.raises(FlushFailedError) as info:
+        await cache.flush()
+    assert info.value.result.status_of("k") is FlushStatus.ERROR
+    assert len(seen) == 5
+    assert cache.dirty_count == 1  # kept for the next flush
+
+
+@pytest.mark.parametrize("max_items", [2, 1000])
+async def test_concurrent_updates_with_evictions_and_timer_lose_nothing(
+    counting: Any, max_items: int
+) -> None:
+    # Eviction flushes, timer flushes and local writes race on the same keys.
+    cache = make(counting, max_items=max_items, flush_interval=0.001)
+    store: Store[int] = Store(cache)
+    keys = [f"n{i}" for i in range(5)]
+
+    async def worker(w: int) -> None:
+        for step in range(40):
+            await store.update(keys[(w + step) % 5], lambda n: n + 1, default=0)
+            if step % 7 == 0:
+                await asyncio.sleep(0)
+
+    await asyncio.gather(*(worker(w) for w in range(10)))
+    await store.aclose()
+    totals = {k: int((await counting.inner.get(k)).value) for k in keys}  # type: ignore[union-attr]
+    assert totals == dict.fromkeys(keys, 80)
