@@ -33,7 +33,7 @@ async def tour(url: str) -> None:
         await store.set("user/1", {"name": "Ada", "langs": ["en", "fr"]})
         show('await store.set("user/1", {"name": "Ada", "langs": ["en", "fr"]})')
         show('await store.get("user/1")', await store.get("user/1"))
-        show('raw bytes on the backend', await store.with_codec(BYTES).get("user/1"))
+        show("raw bytes on the backend", await store.with_codec(BYTES).get("user/1"))
         show('await store.get("user/2", default=None)', await store.get("user/2", default=None))
 
         say("Rich Python types round-trip through tagged JSON")
@@ -58,8 +58,10 @@ async def tour(url: str) -> None:
 
         say("TTL: an expired key is never returned or listed")
         await store.set("session", "token", ttl=0.5)
-        show('await store.set("session", "token", ttl=0.5); await store.ttl("session")',
-             round(await store.ttl("session") or 0, 2))
+        show(
+            'await store.set("session", "token", ttl=0.5); await store.ttl("session")',
+            round(await store.ttl("session") or 0, 2),
+        )
         await asyncio.sleep(0.6)
         show('after 0.6 s: await store.exists("session")', await store.exists("session"))
 
@@ -84,11 +86,18 @@ async def tour(url: str) -> None:
         say("Namespaces and listing")
         users = store.namespace("users")
         await users.set_many({"ada": {"born": 1815}, "alan": {"born": 1912}})
-        show('store.namespace("users").set_many({...}); [k async for k in users.keys()]',
-             sorted([k async for k in users.keys()]))
-        show('[k async for k in store.keys(prefix="users/")]',
-             sorted([k async for k in store.keys(prefix="users/")]))
-        show('await store.get_many(["users/ada", "nope"])', await store.get_many(["users/ada", "nope"]))
+        show(
+            'store.namespace("users").set_many({...}); [k async for k in users.keys()]',
+            sorted([k async for k in users.keys()]),
+        )
+        show(
+            '[k async for k in store.keys(prefix="users/")]',
+            sorted([k async for k in store.keys(prefix="users/")]),
+        )
+        show(
+            'await store.get_many(["users/ada", "nope"])',
+            await store.get_many(["users/ada", "nope"]),
+        )
         show("await users.clear()", await users.clear())
         show("await store.clear()", await store.clear())
 

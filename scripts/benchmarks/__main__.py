@@ -24,8 +24,18 @@ BACKENDS = ("memory", "local", "redis", "azure", "cache")
 
 
 def _versions() -> str:
-    names = ["kv-core", "kv-local", "kv-redis", "kv-azure", "kv-cache", "redis", "azure-storage-blob",
-             "aiofiles", "py-key-value-aio", "aiocache"]
+    names = [
+        "kv-core",
+        "kv-local",
+        "kv-redis",
+        "kv-azure",
+        "kv-cache",
+        "redis",
+        "azure-storage-blob",
+        "aiofiles",
+        "py-key-value-aio",
+        "aiocache",
+    ]
     found = []
     for name in names:
         try:
@@ -39,7 +49,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
     parser.add_argument("backends", nargs="*", default=list(BACKENDS), help=f"any of {BACKENDS}")
     parser.add_argument("--quick", action="store_true", help="fewer operations and repeats")
-    parser.add_argument("--output", default=str(Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"))
+    parser.add_argument(
+        "--output", default=str(Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md")
+    )
     args = parser.parse_args()
 
     rows: list[Row] = []
@@ -68,11 +80,13 @@ def main() -> int:
         print(f"[bench] {failure}", file=sys.stderr)
     header = (
         "# Benchmarks\n\n"
-        f"Machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}.  \n"
+        f"Machine: {platform.platform()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}.  \n"
         f"Versions: {_versions()}.  \n"
         f"Command: `scripts/bench{' --quick' if args.quick else ''} {' '.join(args.backends)}`"
         f" ({time.strftime('%Y-%m-%d')}).\n\n"
-        "ops/s is the median over repetitions; latencies are per call; `× raw` divides a row's\n"
+        "ops/s is the median over repetitions; latencies are per call;\n"
+        "`× raw` divides a row's "
         "ops/s by the raw client's (or the floor's) measured in the same run. Every get checks\n"
         "that it returned what was put.\n\n"
     )

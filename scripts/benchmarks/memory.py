@@ -11,14 +11,14 @@ import asyncio
 import json
 from typing import Any
 
-from benchmarks.common import Row, add_ratios, make_value, measure
-
 from kv_core import MemoryDriver, Store
+
+from benchmarks.common import Row, add_ratios, make_value, measure
 
 BACKEND = "memory"
 
 
-async def _contender(
+async def _contender(  # noqa: PLR0917 - reads as a table row at each call
     rows: list[Row],
     name: str,
     put: Any,
@@ -69,12 +69,12 @@ async def run(quick: bool = False) -> list[Row]:
     try:
         from key_value.aio.stores.memory import MemoryStore
     except ImportError:
-        rows.append(Row(BACKEND, "set 1 KiB JSON", "py-key-value-aio", 0, 0, 0, note="not installed"))
+        rows.append(
+            Row(BACKEND, "set 1 KiB JSON", "py-key-value-aio", 0, 0, 0, note="not installed")
+        )
     else:
         kvstore = MemoryStore()
-        await _contender(
-            rows, "py-key-value-aio MemoryStore", kvstore.put, kvstore.get, n, repeats
-        )
+        await _contender(rows, "py-key-value-aio MemoryStore", kvstore.put, kvstore.get, n, repeats)
 
     try:
         from aiocache import SimpleMemoryCache

@@ -20,7 +20,9 @@ def markdown(rows: Iterable[Row]) -> str:
         out.append("| workload | contender | ops/s | p50 µs | p99 µs | × raw | note |")
         out.append("|---|---|---:|---:|---:|---:|---|")
         for r in items:
-            ratio = "—" if r.ratio is None else ("**1.00** (baseline)" if r.raw else f"{r.ratio:.2f}")
+            ratio = (
+                "—" if r.ratio is None else ("**1.00** (baseline)" if r.raw else f"{r.ratio:.2f}")
+            )
             ops = f"{r.ops_per_s:,.0f}" if r.ops_per_s else "—"
             out.append(
                 f"| {r.workload} | {r.contender} | {ops} | {r.p50_us:,.1f} | {r.p99_us:,.1f} "
