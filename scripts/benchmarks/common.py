@@ -15,7 +15,14 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Row", "add_ratios", "make_value", "measure", "measure_concurrent"]
+__all__ = [
+    "Row",
+    "add_ratios",
+    "make_value",
+    "measure",
+    "measure_concurrent",
+    "measure_interleaved",
+]
 
 
 def make_value(seed: int = 42) -> dict[str, object]:
@@ -106,6 +113,40 @@ async def measure_concurrent(
         rates.append(per_task * tasks / (clock() - t0))
     lat.sort()
     return statistics.median(rates), _percentile(lat, 0.5) * 1e6, _percentile(lat, 0.99) * 1e6
+
+
+async def measure_interleaved(
+    ops: dict[str, Callable[[int], Awaitable[object]]],
+    n: int,
+    *,
+    repeats: int = 5,
+) -> dict[str, tuple[float, float, float]]:
+    """Like :func:`measure` for several contenders, taking turns in every repetition.
+
+    On a shared machine the load drifts; alternating rounds spreads the drift over every
+    contender instead of favouring whoever ran first.
+    """
+    rates: dict[str, list[float]] = {name: [] for name in ops}
+    lat: dict[str, list[float]] = {name: [] for name in ops}
+    clock = time.perf_counter
+    for _ in range(repeats):
+        for name, op in ops.items():
+            samples = lat[name]
+            t0 = clock()
+            for i in range(n):
+                s = clock()
+                await op(i)
+                samples.append(clock() - s)
+            rates[name].append(n / (clock() - t0))
+    out: dict[str, tuple[float, float, float]] = {}
+    for name in ops:
+        samples = sorted(lat[name])
+        out[name] = (
+            statistics.median(rates[name]),
+            _percentile(samples, 0.5) * 1e6,
+            _percentile(samples, 0.99) * 1e6,
+        )
+    return out
 
 
 def add_ratios(rows: list[Row]) -> list[Row]:
