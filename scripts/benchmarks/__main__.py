@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import Row
-from benchmarks.report import markdown
+from benchmarks.report import headline, markdown
 
 BACKENDS = ("memory", "local", "redis", "azure", "cache")
 
@@ -35,6 +35,8 @@ def _versions() -> str:
         "aiofiles",
         "py-key-value-aio",
         "aiocache",
+        "asyncblobdict",
+        "diskcache",
     ]
     found = []
     for name in names:
@@ -56,6 +58,7 @@ def main() -> int:
 
     rows: list[Row] = []
     failures: list[str] = []
+    t_start = time.perf_counter()
     for name in args.backends:
         if name not in BACKENDS:
             parser.error(f"unknown backend {name!r}")
@@ -74,23 +77,31 @@ def main() -> int:
         rows.extend(got)
         print(f"[bench] {name} done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
+    elapsed = time.perf_counter() - t_start
     table = markdown(rows)
     print(table)
+    print(headline(rows))
     for failure in failures:
         print(f"[bench] {failure}", file=sys.stderr)
+    print(f"[bench] total {elapsed:.0f} s", file=sys.stderr)
+    command = " ".join(["scripts/bench", *sys.argv[1:]])
     header = (
         "# Benchmarks\n\n"
         f"Machine: {platform.platform()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}.  \n"
+        f"Python {platform.python_version()}, load average at the end "
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}.  \n"
         f"Versions: {_versions()}.  \n"
-        f"Command: `scripts/bench{' --quick' if args.quick else ''} {' '.join(args.backends)}`"
-        f" ({time.strftime('%Y-%m-%d')}).\n\n"
-        "ops/s is the median over repetitions; latencies are per call;\n"
-        "`× raw` divides a row's "
-        "ops/s by the raw client's (or the floor's) measured in the same run. Every get checks\n"
-        "that it returned what was put.\n\n"
+        f"Command: `{command}` ({time.strftime('%Y-%m-%d')}, {elapsed / 60:.1f} min).\n\n"
+        "Value: a 1 KiB JSON dict from a fixed seed (`benchmarks.common.make_value`). ops/s is\n"
+        "the median over repetitions (contenders take turns in every repetition, after one\n"
+        "warm-up round); for batches it counts keys. Latencies (p50/p99) are per call. `× raw`\n"
+        "divides a row's ops/s by the raw client's (or the floor's) in the same run and table.\n"
+        "Every get checks that it returned what was put; a contender that fails or returns\n"
+        "other data shows no numbers and says so in the note. `reference:` rows are other\n"
+        "ways of doing the raw work, not baselines. The machine is shared: expect ±15 %.\n\n"
+        "## kv's ratios\n\n" + headline(rows) + "\n## All rows\n\n"
     )
-    if args.backends == list(BACKENDS) or not Path(args.output).exists():
+    if (not args.quick and args.backends == list(BACKENDS)) or not Path(args.output).exists():
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(header + table + "\n")
         print(f"[bench] wrote {args.output}", file=sys.stderr)

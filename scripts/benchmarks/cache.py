@@ -1,142 +1,193 @@
-"""Cache: a cache hit next to the inner backend's own read, write-back next to write-through.
+"""Cache: kv-cache in front of Redis (and of MemoryDriver) next to the backend's own reads.
 
-For each inner backend (MemoryDriver always; Redis on a throw-away loopback server when
-kv-redis and ``redis-server`` are available) and in the same run:
+``cache/redis`` runs the standard workloads (set, get, mixed x64, set_many, get_many of
+the 1 KiB JSON dict) for raw redis-py (the baseline), Store over RedisDriver, and Store
+over ``CachedDriver(RedisDriver)`` in write-through mode: gets are hits (the sets and a
+warm-up round fill the cache). Two cache settings: ``max_staleness=None`` (a hit never asks
+Redis) and the default ``max_staleness=1.0`` (an entry older than 1 s is revalidated with
+a conditional read). ``set 1 KiB write-back`` compares write-back (sets stay in the cache;
+the flush at the end of every repetition is timed with it) with write-through.
 
-- ``get 1 KiB JSON``: the baseline (``raw=True``) is ``Store(inner).get``, the backend's
-  read; the contender is ``Store(CachedDriver(inner)).get`` on a warm cache (every get a
-  hit). The ratio is how many times faster a hit is than a backend read.
-- ``set 1 KiB JSON``: the baseline is a write-through cache (one backend write per set);
-  the contender is write-back (sets stay in the cache; the flush at the end is measured
-  as part of every repeat, so the rate counts the backend writes too).
+``cache/memory`` keeps the cache's own cost visible: a hit next to a MemoryDriver read,
+through Store and at the driver level (bytes, no codec).
 
-Every get checks it returned what was put. Run: ``cd scripts && uv run python -m
-benchmarks.cache``.
+Target (issue 6): a hit >= 10x faster than a Redis read. Every get checks it returned
+what was put. Run: ``cd scripts && uv run python -m benchmarks.cache [--quick]``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import Any, cast
+import json
+import sys
+from collections.abc import Mapping
+from typing import Any
 
 from kv_cache import CachedDriver, CacheMode
 from kv_core import Driver, MemoryDriver, Store
 
-from benchmarks.common import Row, add_ratios, make_value, measure
+from benchmarks.common import Row, add_ratios, make_value
+from benchmarks.suite import Contender, Workload, run_workloads, standard_workloads
+
+__all__ = ["run"]
 
 
-def _keys(n: int) -> list[str]:
-    return [f"bench/{i}" for i in range(n)]
+def _store_contender(name: str, store: Store[Any], note: str = "") -> Contender:
+    return Contender(name, store.set, store.get, store.set_many, store.get_many, note=note)
 
 
-async def _get_rows(backend: str, inner: Driver, n: int, repeats: int) -> list[Row]:
-    value = make_value()
-    keys = _keys(n)
-    plain: Store[Any] = Store(inner)
-    for key in keys:
-        await plain.set(key, value)
-    cached: Store[Any] = Store(
-        CachedDriver(inner, mode=CacheMode.WRITE_THROUGH, max_staleness=None, owns_inner=False)
-    )
-    rows = []
-    for name, store, raw, note in (
-        (f"Store({backend}).get (backend read)", plain, True, ""),
-        ("Store(CachedDriver).get (hit)", cached, False, "warm cache"),
-    ):
+def _cached(inner: Driver, mode: CacheMode, **options: Any) -> Store[Any]:
+    return Store(CachedDriver(inner, mode=mode, owns_inner=False, **options))
 
-        async def do_get(i: int, store: Store[Any] = store, name: str = name) -> None:
-            if await store.get(keys[i]) != value:
-                raise AssertionError(f"{name} returned wrong data for {keys[i]}")
 
-        await measure(do_get, n, repeats=1)  # warm the cache (and the connection)
-        ops, p50, p99 = await measure(do_get, n, repeats=repeats)
-        rows.append(Row(backend, "get 1 KiB JSON", name, ops, p50, p99, raw=raw, note=note))
-    # The same at the driver level (bytes, no codec): the cache's own cost.
-    data = (await inner.get(keys[0])).value  # type: ignore[union-attr]
-    cache = cast(CachedDriver, cached.driver)
+def _write_modes(inner: Driver, value: Any, n: int) -> tuple[Workload, list[Store[Any]]]:
+    """Write-back (flush timed within every repetition) next to write-through."""
+    keys = [f"wb-{i:06d}" for i in range(n)]
+    w = Workload("set 1 KiB write-back vs write-through", n)
+    stores = []
+    for mode in (CacheMode.WRITE_THROUGH, CacheMode.WRITE_BACK):
+        store = _cached(inner, mode, flush_concurrency=64)
+        stores.append(store)
+        driver = store.driver
+        assert isinstance(driver, CachedDriver)
+
+        async def op(i: int, store: Store[Any] = store, driver: CachedDriver = driver) -> None:
+            await store.set(keys[i], value)
+            if i == n - 1:
+                result = await driver.flush()
+                if driver.mode is CacheMode.WRITE_BACK and len(result.written) != n:
+                    raise AssertionError(f"flush wrote {len(result.written)} of {n} keys")
+                if await Store(inner).get(keys[-1]) != value:
+                    raise AssertionError("the last write did not reach the backend")
+
+        note = "incl. the flush of every key" if mode is CacheMode.WRITE_BACK else ""
+        w.add(f"kv CachedDriver({mode.value})", op, raw=mode is CacheMode.WRITE_THROUGH, note=note)
+    return w, stores
+
+
+def _driver_level(backend: str, inner: Driver, value: Any, n: int) -> tuple[Workload, Store[Any]]:
+    """get of bytes through the drivers themselves: the cache's own cost, no codec."""
+    keys = [f"bench-{i:06d}" for i in range(n)]
+    cached = _cached(inner, CacheMode.WRITE_THROUGH, max_staleness=None)
+    cache = cached.driver
+    w = Workload("get 1 KiB bytes (driver level)", n)
     for name, driver, raw in (
         (f"{backend} driver.get (backend read)", inner, True),
         ("CachedDriver.get (hit)", cache, False),
     ):
 
-        async def raw_get(i: int, driver: Any = driver, name: str = name) -> None:
+        async def op(i: int, driver: Driver = driver, name: str = name) -> None:
             got = await driver.get(keys[i])
-            if got is None or got.value != data:
+            if got is None or json.loads(got.value) != value:
                 raise AssertionError(f"{name} returned wrong data for {keys[i]}")
 
-        ops, p50, p99 = await measure(raw_get, n, repeats=repeats)
-        rows.append(Row(backend, "get 1 KiB bytes (driver)", name, ops, p50, p99, raw=raw))
-    await cached.aclose()
-    return rows
+        w.add(name, op, raw=raw)
+    return w, cached
 
 
-async def _set_rows(backend: str, inner: Driver, n: int, repeats: int) -> list[Row]:
+async def _memory(quick: bool, repeats: int) -> list[Row]:
     value = make_value()
-    keys = _keys(n)
-    rows = []
-    for mode, raw in ((CacheMode.WRITE_THROUGH, True), (CacheMode.WRITE_BACK, False)):
-        driver = CachedDriver(inner, mode=mode, owns_inner=False, flush_concurrency=64)
-        store: Store[Any] = Store(driver)
-        rates: list[float] = []
-        p50 = p99 = 0.0
-
-        async def do_set(i: int, store: Store[Any] = store) -> None:
-            await store.set(keys[i], value)
-
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            _, p50, p99 = await measure(do_set, n, repeats=1)
-            result = await driver.flush()
-            if mode is CacheMode.WRITE_BACK and len(result.written) != n:
-                raise AssertionError(f"flush wrote {len(result.written)} of {n} keys")
-            rates.append(n / (time.perf_counter() - t0))
-        rates.sort()
-        check: Any = await Store(inner).get(keys[-1])
-        if check != value:
-            raise AssertionError(f"{mode.value} did not reach the backend")
-        note = "incl. flush" if mode is CacheMode.WRITE_BACK else ""
-        name = f"CachedDriver({mode.value}).set"
-        rate = rates[len(rates) // 2]
-        rows.append(Row(backend, "set 1 KiB JSON", name, rate, p50, p99, raw=raw, note=note))
-        await store.aclose()
-    return rows
-
-
-async def _redis_rows(n: int, repeats: int) -> list[Row]:
+    inner = MemoryDriver()
+    n = 2_000 if quick else 8_000
+    plain: Store[Any] = Store(inner)
+    hit = _cached(inner, CacheMode.WRITE_THROUGH, max_staleness=None)
+    workloads = standard_workloads(
+        [
+            Contender(
+                "kv Store(MemoryDriver)",
+                plain.set,
+                plain.get,
+                plain.set_many,
+                plain.get_many,
+                raw=True,
+            ),
+            _store_contender("kv Store(CachedDriver(MemoryDriver))", hit, "max_staleness=None"),
+        ],
+        value=value,
+        seq=n,
+        conc=64 * (20 if quick else 80),
+        batches=50 if quick else 200,
+    )
+    level, cached = _driver_level("MemoryDriver", inner, value, n)
+    writes, stores = _write_modes(inner, value, n)
     try:
-        from kv_core.testing import start_redis
-        from kv_redis import RedisDriver
-    except ImportError as exc:
-        return [Row("cache/redis", "get 1 KiB JSON", "skipped", 0, 0, 0, note=f"{exc}")]
-    try:
-        server = start_redis()
-    except FileNotFoundError as exc:
-        return [Row("cache/redis", "get 1 KiB JSON", "skipped", 0, 0, 0, note=f"{exc}")]
-    try:
-        inner = RedisDriver.from_url(server.url)
-        try:
-            rows = await _get_rows("cache/redis", inner, n, repeats)
-            rows += await _set_rows("cache/redis", inner, n, repeats)
-        finally:
-            await inner.aclose()
+        order = [*workloads.values(), level, writes]
+        return await run_workloads("cache/memory", order, repeats=repeats)
     finally:
+        for store in (hit, cached, *stores):
+            await store.aclose()
+
+
+def _raw_redis(client: Any) -> Contender:
+    async def put(key: str, value: Any) -> None:
+        await client.set(key, json.dumps(value))
+
+    async def get(key: str) -> Any:
+        data = await client.get(key)
+        return None if data is None else json.loads(data)
+
+    async def put_many(mapping: dict[str, Any]) -> None:
+        await client.mset({k: json.dumps(v) for k, v in mapping.items()})
+
+    async def get_many(keys: list[str]) -> Mapping[str, Any]:
+        got = await client.mget(keys)
+        return {k: json.loads(v) for k, v in zip(keys, got, strict=True) if v is not None}
+
+    return Contender("raw redis-py", put, get, put_many, get_many, raw=True)
+
+
+async def _redis(quick: bool, repeats: int) -> list[Row]:
+    from kv_core.testing import start_redis
+    from kv_redis import RedisDriver
+    from redis.asyncio import Redis
+
+    value = make_value()
+    server = start_redis()
+    client = Redis.from_url(server.url)
+    inner = RedisDriver.from_url(server.url, prefix="kv:")
+    plain: Store[Any] = Store(inner)
+    hit = _cached(inner, CacheMode.WRITE_THROUGH, max_staleness=None)
+    fresh = _cached(inner, CacheMode.WRITE_THROUGH)
+    n = 500 if quick else 3_000
+    workloads = standard_workloads(
+        [
+            _raw_redis(client),
+            _store_contender("kv Store(RedisDriver)", plain),
+            _store_contender("kv Store(CachedDriver(RedisDriver))", hit, "max_staleness=None"),
+            _store_contender(
+                "kv Store(CachedDriver(RedisDriver)) default", fresh, "max_staleness=1.0"
+            ),
+        ],
+        value=value,
+        seq=n,
+        conc=64 * (16 if quick else 80),
+        batches=30 if quick else 150,
+    )
+    writes, stores = _write_modes(inner, value, n)
+    try:
+        rows = await run_workloads("cache/redis", [*workloads.values(), writes], repeats=repeats)
+    finally:
+        for store in (hit, fresh, *stores):
+            await store.aclose()
+        await plain.aclose()
+        await client.aclose()
         server.stop()
     return rows
 
 
 async def run(quick: bool = False) -> list[Row]:
-    """Measure cache hits against backend reads and write-back against write-through."""
-    n = 2_000 if quick else 10_000
+    """Cache hits against backend reads; write-back against write-through."""
     repeats = 3 if quick else 5
-    memory = MemoryDriver()
-    rows = await _get_rows("cache/memory", memory, n, repeats)
-    rows += await _set_rows("cache/memory", memory, n, repeats)
-    rows += await _redis_rows(n // 2, repeats)  # a Redis round trip is ~100 µs
+    rows = await _memory(quick, repeats)
+    try:
+        rows += await _redis(quick, repeats)
+    except (ImportError, FileNotFoundError) as exc:
+        note = f"unavailable: {type(exc).__name__}: {exc}"
+        rows.append(Row("cache/redis", "get 1 KiB seq", "kv-redis", 0, 0, 0, note=note))
     return add_ratios(rows)
 
 
 if __name__ == "__main__":
     from benchmarks.report import print_rows
 
-    print_rows(asyncio.run(run()))
+    print_rows(asyncio.run(run("--quick" in sys.argv)))

@@ -1,19 +1,23 @@
-"""kv-local benchmark: Store over LocalDriver next to raw file baselines, in one run.
+"""Local folder: Store over LocalDriver next to raw file baselines and peer libraries.
 
-Workloads: get and set of the 1 KiB JSON value, sequentially and from 64 concurrent tasks.
-The raw rows do what a careful asyncio program does by hand, one thread hop per
-operation so the event loop never blocks (``asyncio.to_thread``):
+The raw rows do what a careful asyncio program does by hand, one thread hop per call so
+the event loop never blocks (``asyncio.to_thread``; a batch is one hop for 100 files):
 
-- read: ``Path.read_bytes()``;
-- write: temp file + ``os.replace`` (non-durable);
-- write + fsync: temp file, ``fsync``, ``os.replace``, ``fsync`` of the folder (the same
+- read: ``Path.read_bytes()`` + ``json.loads``;
+- write (no fsync): temp file + ``os.replace``;
+- write (durable): temp file, ``fsync``, ``os.replace``, ``fsync`` of the folder (the
   guarantee LocalDriver gives with ``durable=True``).
 
-Reference rows (not baselines) show the dispatch strategies the driver was chosen from:
-the same read done on the event loop (blocks it), and through aiofiles (three hops).
+Writes are measured in two groups, each against its own raw baseline: ``(durable)`` with
+kv-local ``durable=True`` and py-key-value-aio ``FileTreeStore`` (which fsyncs the file,
+not the folder), and ``(no fsync)`` with kv-local ``durable=False`` and asyncblobdict's
+``LocalFileAdapter`` (which writes the file in place: a crash can leave half a value).
+Reads are one group. Reference rows (not baselines) show the dispatch strategies the
+driver was chosen from. Targets (issue 3): reads >= 1.0x raw; durable writes >= 1.0x the
+fsync baseline sequentially and >= 3x it with 64 concurrent writers.
 
-Run: ``cd scripts && uv run python -m benchmarks.local [--quick]``
-(``KV_BENCH_ONLY="durable x64"`` keeps the workloads whose name contains that text).
+Run: ``cd scripts && uv run python -m benchmarks.local [--quick]`` (``KV_BENCH_DIR`` picks
+the folder's file system; ``KV_BENCH_ONLY="durable"`` keeps the workloads naming it).
 """
 
 from __future__ import annotations
@@ -22,29 +26,37 @@ import asyncio
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import aiofiles
-from kv_core import Store
+from kv_core import BYTES, Store
 from kv_local import LocalDriver
 
-from benchmarks.common import Row, add_ratios, make_value, measure, measure_concurrent
+from benchmarks.common import Row, add_ratios, make_value
+from benchmarks.peers import blobdict_contender, pykv_contender
+from benchmarks.suite import (
+    TASKS,
+    Contender,
+    Workload,
+    run_workloads,
+    standard_workloads,
+    unavailable,
+)
 
 __all__ = ["run"]
 
 BACKEND = "local"
-TASKS = 64
+BIG = 8 << 20
 
 
 def _write(folder: str, name: str, data: bytes, *, durable: bool, dir_sync: bool = True) -> None:
     path = os.path.join(folder, name)
-    tmp = f"{path}.{os.getpid()}.{id(data)}.{name}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    tmp = f"{path}.{os.getpid()}.{id(data)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
     try:
         os.write(fd, data)
         if durable:
@@ -53,184 +65,235 @@ def _write(folder: str, name: str, data: bytes, *, durable: bool, dir_sync: bool
         os.close(fd)
     os.replace(tmp, path)
     if durable and dir_sync:
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        _sync_dir(folder)
 
 
-class _Group:
-    """Contenders of one workload, measured in alternating rounds (fair on a busy machine)."""
-
-    def __init__(self, workload: str, n: int, *, concurrent: bool) -> None:
-        self.workload = workload
-        self.n = n
-        self.concurrent = concurrent
-        self.entries: list[tuple[str, Callable[[int], Awaitable[object]], bool, str]] = []
-
-    def add(
-        self,
-        contender: str,
-        op: Callable[[int], Awaitable[object]],
-        *,
-        raw: bool = False,
-        note: str = "",
-    ) -> None:
-        self.entries.append((contender, op, raw, note))
-
-    async def run(self, rows: list[Row], rounds: int) -> bool:
-        """Measure (unless filtered out by ``KV_BENCH_ONLY``); True if it ran."""
-        only = os.environ.get("KV_BENCH_ONLY", "")
-        if only and only not in self.workload:
-            return False
-        results: dict[str, list[tuple[float, float, float]]] = {}
-        for _ in range(rounds):
-            for contender, op, _raw, _note in self.entries:
-                if self.concurrent:
-                    r = await measure_concurrent(op, self.n, tasks=TASKS, repeats=1)
-                else:
-                    r = await measure(op, self.n, repeats=1)
-                results.setdefault(contender, []).append(r)
-        for contender, _op, raw, note in self.entries:
-            rs = results[contender]
-            rate = statistics.median(x[0] for x in rs)
-            p50 = statistics.median(x[1] for x in rs)
-            p99 = statistics.median(x[2] for x in rs)
-            rows.append(Row(BACKEND, self.workload, contender, rate, p50, p99, raw=raw, note=note))
-            print(f"  {self.workload:<24} {contender:<44} {rate:>9.0f} ops/s", file=sys.stderr)
-        return True
+def _sync_dir(folder: str) -> None:
+    dfd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
 
 
-async def _reads(
-    rows: list[Row], base: Path, value: Any, *, n: int, conc: bool, rounds: int
-) -> None:
-    data = json.dumps(value).encode()
-    raw_dir = base / "raw-read"
-    raw_dir.mkdir()
-    keys = [f"k{i}" for i in range(n)]
-    for key in keys:
-        (raw_dir / key).write_bytes(data)
-    paths = [raw_dir / key for key in keys]
-    group = _Group(f"get 1KiB {'x64' if conc else 'seq'}", n, concurrent=conc)
-
-    async def raw_thread(i: int) -> None:
-        got = await asyncio.to_thread(paths[i].read_bytes)
-        assert got == data
-
-    async def raw_inline(i: int) -> None:
-        got = paths[i].read_bytes()
-        assert got == data
-
-    async def raw_aiofiles(i: int) -> None:
-        async with aiofiles.open(paths[i], "rb") as f:
-            got = await f.read()
-        assert got == data
-
-    store: Store[Any] = Store(LocalDriver(base / "store-read"))
-    driver = LocalDriver(base / "store-read")
-    async with store, driver:
-        await store.set_many(dict.fromkeys(keys, value))
-        first = await driver.get(keys[0])
-        assert first is not None
-        stored = first.value  # the Store's JSON encoding (compact separators)
-
-        async def via_store(i: int) -> None:
-            got = await store.get(keys[i])
-            assert got == value
-
-        async def via_driver(i: int) -> None:
-            entry = await driver.get(keys[i])
-            assert entry is not None
-            assert entry.value == stored
-
-        group.add("raw read_bytes (to_thread per op)", raw_thread, raw=True)
-        group.add("Store(LocalDriver)", via_store)
-        group.add("LocalDriver.get (no Store)", via_driver, note="dispatch: bulk worker")
-        group.add("raw aiofiles open+read", raw_aiofiles, note="dispatch: aiofiles, 3 hops")
-        group.add("raw read_bytes on the loop", raw_inline, note="reference: blocks the loop")
-        await group.run(rows, rounds)
+def _write_many(folder: str, items: dict[str, bytes], *, durable: bool) -> None:
+    for name, data in items.items():
+        _write(folder, name, data, durable=durable, dir_sync=False)
+    if durable:
+        _sync_dir(folder)  # one folder flush covers every rename
 
 
-async def _writes(
-    rows: list[Row], base: Path, value: Any, *, n: int, conc: bool, rounds: int, durable: bool
-) -> None:
-    data = json.dumps(value).encode()
-    kind = "durable" if durable else "no fsync"
-    group = _Group(f"set 1KiB {kind} {'x64' if conc else 'seq'}", n, concurrent=conc)
-    raw_dir = base / "raw"
-    raw_dir.mkdir()
-    folder = str(raw_dir)
-    keys = [f"k{i}" for i in range(n)]
+def _read_many(folder: str, names: list[str]) -> dict[str, bytes]:
+    return {name: Path(folder, name).read_bytes() for name in names}
 
-    async def raw(i: int) -> None:
-        await asyncio.to_thread(_write, folder, keys[i], data, durable=durable)
 
-    async def raw_no_dir_sync(i: int) -> None:
-        await asyncio.to_thread(_write, folder, keys[i], data, durable=True, dir_sync=False)
+def _raw(folder: Path, *, durable: bool) -> Contender:
+    folder.mkdir()
+    where = str(folder)
+
+    async def put(key: str, value: Any) -> None:
+        await asyncio.to_thread(_write, where, key, json.dumps(value).encode(), durable=durable)
+
+    async def get(key: str) -> Any:
+        return json.loads(await asyncio.to_thread(Path(where, key).read_bytes))
+
+    async def put_many(mapping: dict[str, Any]) -> None:
+        items = {k: json.dumps(v).encode() for k, v in mapping.items()}
+        await asyncio.to_thread(_write_many, where, items, durable=durable)
+
+    async def get_many(keys: list[str]) -> Mapping[str, Any]:
+        found = await asyncio.to_thread(_read_many, where, keys)
+        return {k: json.loads(v) for k, v in found.items()}
+
+    async def put_bytes(key: str, data: bytes) -> None:
+        await asyncio.to_thread(_write, where, key, data, durable=durable)
+
+    async def get_bytes(key: str) -> bytes:
+        return await asyncio.to_thread(Path(where, key).read_bytes)
 
     name = "temp+fsync+replace+dir fsync" if durable else "temp+replace"
-    group.add(f"raw {name} (to_thread)", raw, raw=True)
-    store: Store[Any] = Store(LocalDriver(base / "store", durable=durable))
-    async with store:
+    return Contender(
+        f"raw {name} (to_thread)", put, get, put_many, get_many, put_bytes, get_bytes, raw=True
+    )
 
-        async def via_store(i: int) -> None:
-            await store.set(keys[i], value)
 
-        group.add(f"Store(LocalDriver durable={durable})", via_store)
-        if durable:
-            group.add(
-                "raw temp+fsync+replace, no dir fsync",
-                raw_no_dir_sync,
-                note="reference: weaker than the driver's guarantee",
-            )
-        if await group.run(rows, rounds):
-            got = await store.get_many(keys)
-            assert got == dict.fromkeys(keys, value), "a value read back differs"
+def _kv(folder: Path, *, durable: bool) -> tuple[Contender, Store[Any]]:
+    store: Store[Any] = Store(LocalDriver(folder, durable=durable))
+    blobs = store.with_codec(BYTES)
+    contender = Contender(
+        f"kv Store(LocalDriver durable={durable})",
+        store.set,
+        store.get,
+        store.set_many,
+        store.get_many,
+        blobs.set,
+        blobs.get,
+    )
+    return contender, store
+
+
+def _peers(base: Path) -> tuple[Contender, Contender, Contender]:
+    """py-key-value-aio FileTreeStore (fsyncs) and DiskStore, asyncblobdict's local adapter."""
+    try:
+        from key_value.aio.stores.filetree import FileTreeStore
+    except ImportError as exc:
+        filetree = unavailable("py-key-value-aio FileTreeStore", exc)
+    else:
+        tree = FileTreeStore(data_directory=base / "filetree", default_collection="pykv")
+        filetree = pykv_contender(
+            "py-key-value-aio FileTreeStore", tree, note="fsyncs the file, not the folder"
+        )
+    try:
+        from key_value.aio.stores.disk import DiskStore
+    except ImportError as exc:
+        disk = unavailable("py-key-value-aio DiskStore", exc)
+    else:
+        disk = pykv_contender(
+            "py-key-value-aio DiskStore",
+            DiskStore(directory=base / "diskstore", default_collection="pykv"),
+            note="diskcache: SQLite WAL, synchronous=NORMAL, on the loop",
+        )
+    try:
+        from asyncblobdict import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
+            AsyncBlobStore,
+            LocalFileAdapter,
+        )
+    except ImportError as exc:
+        blobdict = unavailable("asyncblobdict LocalFileAdapter", exc)
+    else:
+        store = AsyncBlobStore(LocalFileAdapter(str(base / "blobdict")), "bench")
+        blobdict = blobdict_contender(
+            "asyncblobdict LocalFileAdapter",
+            store,
+            note="writes in place (not atomic), on the loop",
+        )
+    return filetree, disk, blobdict
+
+
+def _merge_reads(into: Workload, other: Workload, raw_name: str) -> None:
+    """Reads do not depend on how the file was written: one group, one raw baseline."""
+    into.name = into.name.replace(" (durable)", "")
+    into.rename(into.raw, raw_name)
+    for name, op in other.ops.items():
+        if name != other.raw:
+            into.add(name, op, note=other.notes.get(name, ""))
+    into.setup.update({k: v for k, v in other.setup.items() if k != other.raw})
+    into.unsupported.update(other.unsupported)
+
+
+def _read_references(reads: Workload, kv_folder: Path, raw_folder: Path, value: Any) -> None:
+    """Reads done other ways: on the loop, through aiofiles, the driver without Store."""
+    keys = [f"bench-{i:06d}" for i in range(reads.calls)]
+    driver = LocalDriver(kv_folder)
+
+    async def inline(i: int) -> None:
+        if json.loads((raw_folder / keys[i]).read_bytes()) != value:
+            raise AssertionError("read other data")
+
+    async def via_aiofiles(i: int) -> None:
+        async with aiofiles.open(raw_folder / keys[i], "rb") as f:
+            data = await f.read()
+        if json.loads(data) != value:
+            raise AssertionError("read other data")
+
+    async def no_store(i: int) -> None:
+        entry = await driver.get(keys[i])
+        if entry is None or json.loads(entry.value) != value:
+            raise AssertionError("read other data")
+
+    reads.add("kv LocalDriver.get (no Store)", no_store, note="reference: dispatch via bulk worker")
+    reads.add("raw aiofiles open+read", via_aiofiles, note="reference: aiofiles, 3 thread hops")
+    reads.add("raw read_bytes on the loop", inline, note="reference: blocks the event loop")
+
+
+def _durable_references(
+    durable: dict[str, Workload], raw_folder: Path, value: Any, n: int
+) -> Workload:
+    """No folder fsync (weaker), and concurrent durable writers (the group-commit target)."""
+    data = json.dumps(value).encode()
+    where = str(raw_folder)
+
+    async def no_dir_sync(i: int) -> None:
+        await asyncio.to_thread(_write, where, f"nd-{i}", data, durable=True, dir_sync=False)
+
+    durable["set"].add(
+        "raw temp+fsync+replace, no dir fsync",
+        no_dir_sync,
+        note="reference: weaker than the driver's guarantee",
+    )
+    writers = Workload(f"set 1 KiB x{TASKS} (durable)", n, concurrent=True)
+    for name, op in durable["set"].ops.items():
+        if name.startswith(("raw temp+fsync+replace+dir", "kv ")):
+            writers.add(name, op, raw=name == durable["set"].raw)
+    return writers
 
 
 async def run(quick: bool) -> list[Row]:
-    """Measure every workload; return rows with ratios against the raw baselines."""
+    """Measure every workload; rows carry ratios against the raw baselines."""
     value = make_value()
-    rows: list[Row] = []
     base = Path(tempfile.mkdtemp(prefix="kv-bench-local-", dir=os.environ.get("KV_BENCH_DIR")))
+    stores: list[Store[Any]] = []
     try:
-        seq_n = 300 if quick else 2000
-        conc_n = TASKS * (5 if quick else 40)
-        durable_seq_n = 100 if quick else 600
-        durable_conc_n = TASKS * (3 if quick else 20)
-        rounds = 3 if quick else 5
-        for conc, n in ((False, seq_n), (True, conc_n)):
-            sub = base / f"r{int(conc)}"
-            sub.mkdir()
-            await _reads(rows, sub, value, n=n, conc=conc, rounds=rounds)
-        for durable, sn, cn in ((True, durable_seq_n, durable_conc_n), (False, seq_n, conc_n)):
-            for conc, n in ((False, sn), (True, cn)):
-                sub = base / f"w{int(durable)}{int(conc)}"
-                sub.mkdir()
-                await _writes(rows, sub, value, n=n, conc=conc, rounds=rounds, durable=durable)
+        seq = 400 if quick else 2_000
+        conc = TASKS * (8 if quick else 32)
+        batches = 10 if quick else 40
+        raw_durable = _raw(base / "raw-durable", durable=True)
+        raw_fast = _raw(base / "raw-fast", durable=False)
+        kv_durable, s1 = _kv(base / "kv-durable", durable=True)
+        kv_fast, s2 = _kv(base / "kv-fast", durable=False)
+        stores += [s1, s2]
+        filetree, disk, blobdict = _peers(base)
+        durable = standard_workloads(
+            [raw_durable, kv_durable, filetree],
+            tag="(durable)",
+            value=value,
+            seq=seq,
+            conc=conc,
+            batches=batches,
+        )
+        fast = standard_workloads(
+            [raw_fast, kv_fast, disk, blobdict],
+            tag="(no fsync)",
+            big=os.urandom(BIG),
+            big_calls=10 if quick else 20,
+            value=value,
+            seq=seq,
+            conc=conc,
+            batches=batches,
+        )
+        _merge_reads(durable["get"], fast["get"], "raw read_bytes + json.loads (to_thread)")
+        _merge_reads(durable["get_many"], fast["get_many"], "raw 100 read_bytes in one to_thread")
+        fast["get_big"].rename(fast["get_big"].raw, "raw read_bytes (to_thread)")
+        _read_references(durable["get"], base / "kv-durable", base / "raw-durable", value)
+        writers = _durable_references(durable, base / "raw-durable", value, conc)
+        order = [
+            durable["set"],
+            fast["set"],
+            durable["get"],
+            writers,
+            durable["mixed"],
+            fast["mixed"],
+            durable["set_many"],
+            fast["set_many"],
+            durable["get_many"],
+            fast["set_big"],
+            fast["get_big"],
+        ]
+        rows = await run_workloads(BACKEND, order, repeats=3 if quick else 5)
     finally:
+        for store in stores:
+            await store.aclose()
         shutil.rmtree(base, ignore_errors=True)
     rows = add_ratios(rows)
-    seq = {r.contender: r for r in rows if r.workload == "set 1KiB durable seq" and r.raw}
-    for r in rows:  # the concurrent durable target is stated against the sequential baseline too
-        if r.workload == "set 1KiB durable x64" and seq:
-            r.extra["ratio_vs_seq_fsync_baseline"] = (
-                r.ops_per_s / next(iter(seq.values())).ops_per_s
-            )
+    seq_base = next((r.ops_per_s for r in rows if r.raw and r.workload == durable["set"].name), 0.0)
+    for r in rows:  # the concurrent durable target is stated against the sequential baseline
+        if r.workload == writers.name and seq_base and r.ops_per_s:
+            extra = f"{r.ops_per_s / seq_base:.2f}x the sequential fsync baseline"
+            r.note = f"{r.note}; {extra}" if r.note else extra
     return rows
 
 
-def _print(rows: list[Row]) -> None:
-    print(f"{'workload':<24} {'contender':<44} {'ops/s':>9} {'p50 µs':>8} {'p99 µs':>8} ratio")
-    for r in rows:
-        ratio = f"{r.ratio:.2f}x" if r.ratio is not None else ""
-        extra = "".join(f"  {k}={v:.2f}" for k, v in r.extra.items())
-        print(
-            f"{r.workload:<24} {r.contender:<44} {r.ops_per_s:>9.0f} {r.p50_us:>8.0f} "
-            f"{r.p99_us:>8.0f} {ratio}{extra}{'  (' + r.note + ')' if r.note else ''}"
-        )
-
-
 if __name__ == "__main__":
-    _print(asyncio.run(run("--quick" in sys.argv)))
+    from benchmarks.report import print_rows
+
+    print_rows(asyncio.run(run("--quick" in sys.argv)))

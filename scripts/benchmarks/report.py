@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from benchmarks.common import Row
 
-__all__ = ["markdown", "print_rows"]
+__all__ = ["headline", "markdown", "print_rows"]
 
 
 def markdown(rows: Iterable[Row]) -> str:
@@ -20,16 +20,33 @@ def markdown(rows: Iterable[Row]) -> str:
         out.append("| workload | contender | ops/s | p50 µs | p99 µs | × raw | note |")
         out.append("|---|---|---:|---:|---:|---:|---|")
         for r in items:
+            if not r.ops_per_s:  # failed, unavailable or not applicable: the note says which
+                out.append(f"| {r.workload} | {r.contender} | — | — | — | — | {r.note} |")
+                continue
             ratio = (
                 "—" if r.ratio is None else ("**1.00** (baseline)" if r.raw else f"{r.ratio:.2f}")
             )
-            ops = f"{r.ops_per_s:,.0f}" if r.ops_per_s else "—"
             out.append(
-                f"| {r.workload} | {r.contender} | {ops} | {r.p50_us:,.1f} | {r.p99_us:,.1f} "
-                f"| {ratio} | {r.note} |"
+                f"| {r.workload} | {r.contender} | {r.ops_per_s:,.0f} | {r.p50_us:,.1f} "
+                f"| {r.p99_us:,.1f} | {ratio} | {r.note} |"
             )
         out.append("")
     return "\n".join(out)
+
+
+def headline(rows: Iterable[Row]) -> str:
+    """kv's ratios only, one line per backend and workload (the README's summary)."""
+    out = [
+        "| backend | workload | kv contender | × raw | raw baseline |",
+        "|---|---|---|---:|---|",
+    ]
+    items = list(rows)
+    raw = {(r.backend, r.workload): r.contender for r in items if r.raw}
+    for r in items:
+        if r.contender.startswith("kv Store(") and r.ratio is not None and r.ops_per_s:
+            base = raw.get((r.backend, r.workload), "")
+            out.append(f"| {r.backend} | {r.workload} | {r.contender} | {r.ratio:.2f} | {base} |")
+    return "\n".join(out) + "\n"
 
 
 def print_rows(rows: Iterable[Row]) -> None:
