@@ -23,7 +23,14 @@ import os
 
 from hypothesis import settings
 
-from ._azurite import Azurite, azurite_connection_string_from_env, start_azurite
+from ._azurite import (
+    AZURITE_ACCOUNT_KEY,
+    AZURITE_ACCOUNT_NAME,
+    Azurite,
+    azurite_connection_string_from_env,
+    find_azurite,
+    start_azurite,
+)
 from ._conformance import DriverConformance
 from ._corpus import JSON_VALUES, RICH_VALUES, WEIRD_KEYS
 from ._harness import Harness, MemoryHarness, TestClock, UrlHarness
@@ -38,7 +45,10 @@ from ._redis_server import (
 )
 
 __all__ = [
+    "AZURITE_ACCOUNT_KEY",
+    "AZURITE_ACCOUNT_NAME",
     "JSON_VALUES",
+    "find_azurite",
     "Azurite",
     "RedisCluster",
     "RedisServer",

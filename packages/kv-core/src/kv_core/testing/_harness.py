@@ -79,23 +79,27 @@ class MemoryHarness:
 
 
 class TestClock:
-    """Wall-clock time plus an offset that tests move forward.
+    """A clock that tests move forward by hand.
 
-    For drivers whose backend expires keys itself (Capability.NATIVE_TTL), an offset
-    would not move the server's clock, so :meth:`elapse` sleeps for real instead.
+    In manual mode (the default) time stands still at the moment the clock was made
+    and moves only by :meth:`advance`/:meth:`elapse`, so no step of a test can expire a
+    key by taking long on a slow machine. For drivers whose backend expires keys itself
+    (Capability.NATIVE_TTL) an offset would not move the server's clock, so the clock
+    follows real time and :meth:`elapse` sleeps.
     """
 
     __test__ = False  # not a pytest test class
 
     def __init__(self) -> None:
+        self.start = time.time()
         self.offset = 0.0
         self.manual = True
 
     def __call__(self) -> float:
-        return time.time() + self.offset
+        return (self.start if self.manual else time.time()) + self.offset
 
     def adapt_to(self, driver: Driver) -> TestClock:
-        """Switch to real sleeping when ``driver`` expires keys natively."""
+        """Follow real time when ``driver`` expires keys natively."""
         self.manual = not (driver.capabilities & Capability.NATIVE_TTL)
         return self
 

@@ -188,9 +188,12 @@ def _machine(harness: Harness) -> type[RuleBasedStateMachine]:
 
                 assert self.run(snapshot()) == live
                 self.run(self.store.clear())
-                self.run(self.store.aclose())
             finally:
-                self.loop.close()
+                # Close even after a failed step, so a shrinking run leaks no client.
+                try:
+                    self.run(self.store.aclose())
+                finally:
+                    self.loop.close()
 
     return StoreVsDict
 
