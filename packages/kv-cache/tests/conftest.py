@@ -64,6 +64,12 @@ class CountingDriver:
         self._count("set")
         return await self.inner.set(key, value, **kwargs)
 
+    async def set_many(
+        self, items: Sequence[tuple[str, bytes]], *, expires_at: float | None = None
+    ) -> list[str]:
+        self._count("set_many")
+        return await self.inner.set_many(items, expires_at=expires_at)
+
     async def delete(self, key: str, *, if_match: str | None = None) -> bool:
         self._count("delete")
         return await self.inner.delete(key, if_match=if_match)

@@ -123,3 +123,39 @@ async def test_update_across_two_caches_loses_nothing() -> None:
     b = Store(make(inner, max_staleness=3600))
     await asyncio.gather(*(s.update("n", lambda n: n + 1, default=0) for s in (a, b) * 25))
     assert await Store(inner).get("n") == 50
+
+
+async def test_set_many_is_one_backend_batch_and_fills_the_cache(counting: Any) -> None:
+    cache = make(counting)
+    etags = await cache.set_many([(f"k{i}", b"v%d" % i) for i in range(100)])
+    assert counting.count("set_many") == 1
+    assert counting.count("set") == 0
+    reads = counting.reads
+    for i in range(100):
+        got = await cache.get(f"k{i}")
+        assert got is not None
+        assert (got.value, got.etag) == (b"v%d" % i, etags[i])
+    assert counting.reads == reads  # every value was served from the cache
+
+
+async def test_a_failed_set_many_caches_nothing(counting: Any) -> None:
+    cache = make(counting)
+    await cache.set("k1", b"old")
+    counting.fail_next = OutcomeUnknownError("lost the connection mid-batch")
+    with pytest.raises(OutcomeUnknownError):
+        await cache.set_many([("k1", b"new"), ("k2", b"new")])
+    reads = counting.reads
+    got = await cache.get("k1")  # the outcome is unknown: the cache must ask the backend
+    assert counting.reads == reads + 1
+    assert got is not None
+    assert got.value == (await counting.inner.get("k1")).value  # type: ignore[union-attr]
+
+
+async def test_write_back_set_many_writes_nothing_until_flush(counting: Any) -> None:
+    cache = CachedDriver(counting, mode="write_back", owns_inner=False)
+    await cache.set_many([("a", b"1"), ("b", b"2")])
+    assert counting.writes + counting.count("set_many") == 0
+    await cache.flush()
+    assert await counting.inner.get("a") is not None
+    assert (await counting.inner.get("b")).value == b"2"  # type: ignore[union-attr]
+    await cache.aclose()

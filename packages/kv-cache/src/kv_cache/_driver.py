@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 from kv_core import (
     NOT_MODIFIED,
     BatchDriver,
+    Capability,
     Driver,
     NotModified,
     OutcomeUnknownError,
@@ -86,6 +87,11 @@ class CachedDriver(Flusher):
         self._timer_task = None
         self._write_back = self.mode is CacheMode.WRITE_BACK
         self._passthrough = self.mode is CacheMode.NONE
+        # set_many: one backend batch when writing through to a driver that has one;
+        # in write-back a loop of local writes (no I/O) beats the Store's generic fallback.
+        self._batch_set = Capability.SET_MANY in inner.capabilities
+        if self._batch_set or self._write_back:
+            self.capabilities |= Capability.SET_MANY
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> CachedDriver:
@@ -209,6 +215,42 @@ class CachedDriver(Flusher):
         etag = self._new_etag()
         self._write_local(key, entry, RawEntry(value, etag, expires_at), remote)
         return etag
+
+    async def set_many(
+        self, items: Sequence[tuple[str, bytes]], *, expires_at: float | None = None
+    ) -> list[str]:
+        """Store every item unconditionally.
+
+        Write-back: local writes, flushed later. Write-through: one batch to the backend,
+        then the cache takes the values it accepted. If the batch fails the outcome of
+        each key is unknown, so those keys are dropped from the cache instead.
+        """
+        self._check_open()
+        if self._write_back:
+            return [await self.set(key, value, expires_at=expires_at) for key, value in items]
+        inner = cast("BatchDriver", self._inner)
+        if self._passthrough:
+            return await inner.set_many(items, expires_at=expires_at)
+        keys = sorted({key for key, _ in items})  # one order for everyone: no deadlock
+        held: list[str] = []
+        try:
+            for key in keys:
+                await self._gate.acquire(key)
+                held.append(key)
+            try:
+                etags = await inner.set_many(items, expires_at=expires_at)
+            except BaseException:
+                for key in keys:
+                    self._table.pop(key)
+                    self._touched(key)
+                raise
+            for (key, value), etag in zip(items, etags, strict=True):
+                self._touched(key)
+                self._store_clean(key, RawEntry(value, etag, expires_at))
+            return etags
+        finally:
+            for key in held:
+                self._gate.release(key)
 
     async def delete(self, key: str, *, if_match: str | None = None) -> bool:
         """Remove ``key``; in write-back mode a tombstone until the next flush."""

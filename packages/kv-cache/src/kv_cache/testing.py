@@ -85,6 +85,12 @@ class SharedView:
         """See :meth:`CachedDriver.get_many`."""
         return await self._open().get_many(keys)
 
+    async def set_many(
+        self, items: Sequence[tuple[str, bytes]], *, expires_at: float | None = None
+    ) -> list[str]:
+        """See :meth:`CachedDriver.set_many`."""
+        return await self._open().set_many(items, expires_at=expires_at)
+
     async def get_if_changed(self, key: str, etag: str) -> RawEntry | NotModified | None:
         """See :meth:`CachedDriver.get_if_changed`."""
         return await self._open().get_if_changed(key, etag)
