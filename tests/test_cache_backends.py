@@ -14,7 +14,6 @@ Setups per backend:
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,15 +29,10 @@ from kv_core.testing import (
     TestClock,
     UnreachableConformance,
     UrlHarness,
+    free_port,
 )
 
 BACKENDS = ["local", "redis", "azure"]
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +81,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> UrlHarness:
         url = request.getfixturevalue("redis_url")
         return UrlHarness(
             url,
-            unreachable_url=f"redis://127.0.0.1:{_closed_port()}",
+            unreachable_url=f"redis://127.0.0.1:{free_port()}",
             prefix=f"kvcache:{uuid.uuid4().hex[:12]}:",
         )
     request.getfixturevalue("azure_connection_string")

@@ -35,6 +35,7 @@ from ._conformance import DriverConformance
 from ._corpus import JSON_VALUES, RICH_VALUES, WEIRD_KEYS
 from ._harness import Harness, MemoryHarness, TestClock, UrlHarness
 from ._model import StoreModelTest
+from ._ports import free_port
 from ._process import CrossProcessConformance, UnreachableConformance, cross_process_increments
 from ._redis_server import (
     RedisCluster,
@@ -49,6 +50,7 @@ __all__ = [
     "AZURITE_ACCOUNT_NAME",
     "JSON_VALUES",
     "find_azurite",
+    "free_port",
     "Azurite",
     "RedisCluster",
     "RedisServer",

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -28,6 +27,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from types import TracebackType
+
+from ._ports import free_port
 
 __all__ = [
     "AZURITE_ACCOUNT_KEY",
@@ -85,13 +86,6 @@ def find_azurite() -> list[str]:
     )
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class Azurite:
     """A running Azurite blob service; see :func:`start_azurite`.
 
@@ -107,7 +101,7 @@ class Azurite:
         self._command = command
         self.data_dir = data_dir
         self._owns_data_dir = owns_data_dir
-        self.blob_port = _free_port()
+        self.blob_port = free_port()
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -149,7 +143,7 @@ class Azurite:
         if not Path(self._command[-1]).name.startswith("azurite-blob"):
             # The all-in-one binary also starts queue and table services: keep them off
             # the default ports so parallel runs do not collide.
-            args += ["--queuePort", str(_free_port()), "--tablePort", str(_free_port())]
+            args += ["--queuePort", str(free_port()), "--tablePort", str(free_port())]
         log = open(os.path.join(self.data_dir, "azurite.log"), "ab")  # noqa: SIM115
         try:
             self._process = subprocess.Popen(

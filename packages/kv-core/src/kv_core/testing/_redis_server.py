@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import TracebackType
 
+from ._ports import free_port
+
 __all__ = [
     "RedisCluster",
     "RedisServer",
@@ -49,16 +51,10 @@ def _binary(env: str, name: str) -> str:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _free_cluster_port() -> int:
     # A cluster node also listens on its bus port, port + 10000: both must be free.
     for _ in range(200):
-        port = _free_port()
+        port = free_port()
         if port + 10000 > 65535:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -232,7 +228,7 @@ def start_redis(*, appendonly: bool = False, extra_args: Sequence[str] = ()) -> 
         extra_args: More ``redis-server`` arguments, e.g. ``["--unixsocket", path]``.
     """
     data_dir = tempfile.mkdtemp(prefix="kv-redis-")
-    port = _free_port()
+    port = free_port()
     server = RedisServer(
         _server_args(port, data_dir, appendonly, extra_args), port, data_dir, own_dir=True
     )
