@@ -56,6 +56,10 @@ class Capability(enum.Flag):
     CONDITIONAL_GET = enum.auto()
     #: ``exists(key) -> bool`` cheaper than a ``get``.
     EXISTS = enum.auto()
+    #: ``get_value(key) -> bytes | None`` and ``get_values(keys) -> list[bytes | None]``:
+    #: the live value without its etag and expiry, for backends where those cost extra
+    #: (the Store uses them for ``get``, ``get_many`` and ``items``).
+    VALUES = enum.auto()
 
 
 class NotModified:
@@ -163,3 +167,11 @@ class BatchDriver(Driver, Protocol):
     ) -> str: ...
 
     async def get_if_changed(self, key: str, etag: str) -> RawEntry | NotModified | None: ...
+
+    async def get_value(self, key: str) -> bytes | None:
+        """The live value of ``key`` (None if missing or expired), without etag or expiry."""
+        ...
+
+    async def get_values(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Live values of ``keys`` in order, None where missing or expired."""
+        ...

@@ -130,15 +130,19 @@ class Store(BatchOps[T], StreamOps[T]):
         if not (type(key) is str and 0 < len(key) <= MAX_KEY_LENGTH and key.isascii()):
             validate_key(key)
         full = self._prefix + key
-        entry = await self._driver.get(full)
-        if entry is None:
+        if self._values:
+            data = await cast(Any, self._driver).get_value(full)
+        else:
+            entry = await self._driver.get(full)
+            data = None if entry is None else entry.value
+        if data is None:
             if default is _MISSING:
                 raise self._missing(full)
             return default
         try:
-            return self._decode(entry.value)
+            return self._decode(data)
         except Exception:
-            return self._loads(full, entry.value)  # re-raises as SerializationError
+            return self._loads(full, data)  # re-raises as SerializationError
 
     async def get_entry(self, key: str) -> Entry[T]:
         """Return the value of ``key`` with its etag and expiry.

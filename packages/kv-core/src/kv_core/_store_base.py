@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 from ._codecs import Codec
-from ._driver import Driver
+from ._driver import Capability, Driver
 from ._errors import KeyNotFoundError, SerializationError, StoreClosedError
 from ._keys import MAX_KEY_LENGTH, validate_key
 from ._locks import KeyGate
@@ -80,6 +80,7 @@ class StoreBase(Generic[T]):
         "_prefix",
         "_shared",
         "_update_attempts",
+        "_values",
     )
 
     def _setup(
@@ -95,6 +96,7 @@ class StoreBase(Generic[T]):
         self._shared = shared
         self._driver = shared.driver
         self._caps = shared.driver.capabilities
+        self._values = bool(self._caps & Capability.VALUES)
         self._clock = shared.driver.clock
         self._codec = codec
         self._encode = codec.encode

@@ -95,11 +95,14 @@ class BatchOps(StoreBase[T]):
         fulls = [self._full(k) for k in wanted]
         if not fulls:
             return {}
-        entries = await self._get_full(fulls)
+        if self._values:
+            values = await cast(Any, self._driver).get_values(fulls)
+        else:
+            values = [None if e is None else e.value for e in await self._get_full(fulls)]
         return {
-            key: self._loads(full, entry.value)
-            for key, full, entry in zip(wanted, fulls, entries, strict=True)
-            if entry is not None
+            key: self._loads(full, data)
+            for key, full, data in zip(wanted, fulls, values, strict=True)
+            if data is not None
         }
 
     async def set_many(self, items: Mapping[str, T], *, ttl: Seconds | None = None) -> None:

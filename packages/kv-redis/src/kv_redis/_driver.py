@@ -61,6 +61,7 @@ class RedisDriver:
         | Capability.NATIVE_TTL
         | Capability.CONDITIONAL_GET
         | Capability.EXISTS
+        | Capability.VALUES
     )
 
     def __init__(
@@ -180,6 +181,31 @@ class RedisDriver:
             return None
         value, pttl = reply
         return RawEntry(value, lua.etag_of(value), self._expiry(pttl))
+
+    async def get_value(self, key: str) -> bytes | None:
+        """The value alone: a plain ``GET`` (Redis never returns an expired key)."""
+        self._check_open()
+        rk = self._prefix + key.encode()
+        value: bytes | None = await self._io.one(rk, ("GET", rk), key=key, write=False)
+        return value
+
+    async def get_values(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Values alone, in order: one ``MGET`` per slot group, no TTLs, no etags."""
+        self._check_open()
+        if not keys:
+            return []
+        rkeys = [self._prefix + k.encode() for k in keys]
+        groups = self._groups(rkeys)
+        replies = await self._io.many(
+            [(rkeys[g[0]], ("MGET", *(rkeys[i] for i in g))) for g in groups], write=False
+        )
+        out: list[bytes | None] = [None] * len(keys)
+        for group, values in zip(groups, replies, strict=True):
+            if isinstance(values, ResponseError):
+                self._raise_reply(values, keys[group[0]], False)
+            for j, i in enumerate(group):
+                out[i] = values[j]
+        return out
 
     async def get_if_changed(self, key: str, etag: str) -> RawEntry | NotModified | None:
         """Like :meth:`get`, but NOT_MODIFIED (no body sent) if the etag still matches."""
