@@ -149,6 +149,25 @@ async def test_batches_span_slots_and_keep_order(driver: RedisDriver) -> None:
     assert sum(1 for e in await driver.get_many(keys) if e) == 200
 
 
+async def test_set_many_etags_are_the_stored_etags_and_plain_reads_skip_them(
+    driver: RedisDriver,
+) -> None:
+    items = [(f"e/{i}", b"value %d" % i) for i in range(50)]
+    etags = await driver.set_many(items)
+    assert len(etags) == 50
+    assert list(etags[:2]) == [etags[0], etags[1]]
+    for (key, value), etag in zip(items, etags, strict=True):
+        entry = await driver.get(key)
+        assert entry is not None
+        assert (entry.value, entry.etag) == (value, etag)
+    assert await driver.get_values([k for k, _ in items] + ["e/missing"]) == [
+        *(v for _, v in items),
+        None,
+    ]
+    assert await driver.get_value("e/3") == b"value 3"
+    assert await driver.get_value("e/missing") is None
+
+
 async def test_clear_and_keys_touch_only_the_store_prefix(kv_url: str, prefix: str) -> None:
     # Glob characters in the prefix must match literally: "p*[x]?:" must not match "pA[x]B:".
     glob_prefix = f"{prefix}p*[x]?\\:"

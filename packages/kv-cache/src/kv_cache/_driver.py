@@ -218,7 +218,7 @@ class CachedDriver(Flusher):
 
     async def set_many(
         self, items: Sequence[tuple[str, bytes]], *, expires_at: float | None = None
-    ) -> list[str]:
+    ) -> Sequence[str]:
         """Store every item unconditionally.
 
         Write-back: local writes, flushed later. Write-through: one batch to the backend,
@@ -238,7 +238,7 @@ class CachedDriver(Flusher):
                 await self._gate.acquire(key)
                 held.append(key)
             try:
-                etags = await inner.set_many(items, expires_at=expires_at)
+                etags = list(await inner.set_many(items, expires_at=expires_at))
             except BaseException:
                 for key in keys:
                     self._table.pop(key)

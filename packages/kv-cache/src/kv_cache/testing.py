@@ -87,7 +87,7 @@ class SharedView:
 
     async def set_many(
         self, items: Sequence[tuple[str, bytes]], *, expires_at: float | None = None
-    ) -> list[str]:
+    ) -> Sequence[str]:
         """See :meth:`CachedDriver.set_many`."""
         return await self._open().set_many(items, expires_at=expires_at)
 

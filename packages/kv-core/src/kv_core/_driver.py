@@ -39,7 +39,8 @@ class Capability(enum.Flag):
     NONE = 0
     #: ``get_many(keys) -> list[RawEntry | None]`` in one round trip.
     GET_MANY = enum.auto()
-    #: ``set_many(items, *, expires_at) -> list[str]`` (unconditional writes).
+    #: ``set_many(items, *, expires_at) -> Sequence[str]`` (unconditional writes; the
+    #: etags in order, which a driver may compute lazily).
     SET_MANY = enum.auto()
     #: ``delete_many(keys) -> int``.
     DELETE_MANY = enum.auto()
@@ -150,7 +151,7 @@ class BatchDriver(Driver, Protocol):
 
     async def set_many(
         self, items: Sequence[tuple[str, bytes]], *, expires_at: float | None = None
-    ) -> list[str]: ...
+    ) -> Sequence[str]: ...
 
     async def delete_many(self, keys: Sequence[str]) -> int: ...
 

@@ -371,8 +371,9 @@ class RedisDriver:
 
     async def set_many(
         self, items: Sequence[tuple[str, bytes]], *, expires_at: float | None = None
-    ) -> list[str]:
-        """Write every item unconditionally, pipelined; return their etags in order."""
+    ) -> Sequence[str]:
+        """Write every item unconditionally, pipelined; return their etags in order
+        (hashed when first read)."""
         self._check_open()
         for key, value in items:
             if len(value) > MAX_VALUE_BYTES:
@@ -399,7 +400,7 @@ class RedisDriver:
         for reply in replies:
             if isinstance(reply, ResponseError):
                 self._raise_reply(reply, None, True)
-        return [lua.etag_of(value) for _, value in items]
+        return lua.LazyEtags([value for _, value in items])
 
     async def delete_many(self, keys: Sequence[str]) -> int:
         """Delete ``keys``; return how many existed."""
