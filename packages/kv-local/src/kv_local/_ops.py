@@ -17,31 +17,31 @@ from ._root import Root
 __all__ = ["exists", "get", "get_if_changed", "get_many", "open_for_stream", "take"]
 
 
+def _read_entry(fd: int, leaf: str, marked: bool) -> RawEntry | None:
+    """The value file ``leaf`` in folder ``fd`` with its etag and expiry, if it exists."""
+    found = read_value(fd, leaf)
+    if found is None:
+        return None
+    data, st = found
+    return RawEntry(data, etag_of(st), expiry_of(fd, leaf, st, marked=marked))
+
+
 def _get(root: Root, key: str, now: float) -> RawEntry | None:
     loc = locate(key)
     if not loc.dirs:
-        found = read_value(root.fd, loc.leaf)
-        if found is None:
-            return None
-        data, st = found
-        etag = etag_of(st)
-        at = expiry_of(root.fd, loc.leaf, st, marked=root.exact_mtime)
+        # A top-level key needs no folder chain: read straight from the root's descriptor.
+        entry = _read_entry(root.fd, loc.leaf, root.exact_mtime)
     else:
         chain = open_chain(root.fd, loc.dirs, create=False)
         if chain is None:
             return None
         try:
-            found = read_value(chain.fd, loc.leaf)
-            if found is None:
-                return None
-            data, st = found
-            etag = etag_of(st)
-            at = expiry_of(chain.fd, loc.leaf, st, marked=root.exact_mtime)
+            entry = _read_entry(chain.fd, loc.leaf, root.exact_mtime)
         finally:
             chain.close()
-    if at is not None and now >= at:
+    if entry is None or (entry.expires_at is not None and now >= entry.expires_at):
         return None
-    return RawEntry(data, etag, at)
+    return entry
 
 
 def get(root: Root, key: str, now: float, store: str) -> RawEntry | None:
