@@ -17,9 +17,12 @@ def say(text: str) -> None:
     print(f"\n\033[1m# {text}\033[0m")
 
 
-def show(code: str, result: object = None) -> None:
+_NOTHING = object()
+
+
+def show(code: str, result: object = _NOTHING) -> None:
     print(f">>> {code}")
-    if result is not None:
+    if result is not _NOTHING:
         print(f"    {result!r}")
 
 
