@@ -25,6 +25,8 @@ from ._options import CacheMode, ConflictPolicy, check_policy
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from ._result import KeyOutcome
+
 __all__ = ["CacheCore", "CacheStats"]
 
 
@@ -116,12 +118,22 @@ class CacheCore:
         self._etag_counter = itertools.count(1)
         # The optional methods this class implements (whatever the inner driver has; in
         # NONE mode they pass through or fall back to single calls).
+        self._write_back = self.mode is CacheMode.WRITE_BACK
+        self._passthrough = self.mode is CacheMode.NONE
+        # set_many: one backend batch when writing through to a driver that has one;
+        # in write-back a loop of local writes (no I/O) beats the Store's generic fallback.
+        self._batch_set = Capability.SET_MANY in inner.capabilities
         self.capabilities = (
             Capability.GET_MANY
             | Capability.EXISTS
             | Capability.CONDITIONAL_GET
             | (inner.capabilities & Capability.NATIVE_TTL)
         )
+        if self._batch_set or self._write_back:
+            self.capabilities |= Capability.SET_MANY
+        # Flush state (see _flush.Flusher): outcomes not yet reported, the timer task.
+        self._pending: list[KeyOutcome] = []
+        self._timer_task: asyncio.Task[None] | None = None
 
     @property
     def inner(self) -> Driver:

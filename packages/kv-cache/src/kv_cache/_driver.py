@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import warnings
 from typing import TYPE_CHECKING, Any, cast
 
 from kv_core import (
     NOT_MODIFIED,
     BatchDriver,
-    Capability,
-    Driver,
     NotModified,
     OutcomeUnknownError,
     PreconditionFailedError,
@@ -20,11 +17,10 @@ from kv_core import (
 
 from ._entries import UNKNOWN, CacheEntry, Remote
 from ._flush import Flusher
-from ._options import CacheMode, ConflictPolicy
 from ._result import FlushConflictError, FlushFailedError, FlushResult, FlushStatus
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Sequence
+    from collections.abc import AsyncIterator, Sequence
 
 __all__ = ["CachedDriver"]
 
@@ -54,44 +50,6 @@ class CachedDriver(Flusher):
         timer: Monotonic seconds used for staleness (tests inject a manual clock). Key
             expiry uses ``inner.clock``.
     """
-
-    def __init__(
-        self,
-        inner: Driver,
-        *,
-        mode: CacheMode | str = CacheMode.WRITE_BACK,
-        max_items: int = 10_000,
-        max_bytes: int = 64 << 20,
-        on_conflict: ConflictPolicy = "raise",
-        max_staleness: float | None = 1.0,
-        negative_caching: bool = True,
-        flush_interval: float | None = None,
-        flush_concurrency: int = 32,
-        owns_inner: bool = True,
-        timer: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(
-            inner,
-            mode=mode,
-            max_items=max_items,
-            max_bytes=max_bytes,
-            on_conflict=on_conflict,
-            max_staleness=max_staleness,
-            negative_caching=negative_caching,
-            flush_interval=flush_interval,
-            flush_concurrency=flush_concurrency,
-            owns_inner=owns_inner,
-            timer=timer,
-        )
-        self._pending = []
-        self._timer_task = None
-        self._write_back = self.mode is CacheMode.WRITE_BACK
-        self._passthrough = self.mode is CacheMode.NONE
-        # set_many: one backend batch when writing through to a driver that has one;
-        # in write-back a loop of local writes (no I/O) beats the Store's generic fallback.
-        self._batch_set = Capability.SET_MANY in inner.capabilities
-        if self._batch_set or self._write_back:
-            self.capabilities |= Capability.SET_MANY
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> CachedDriver:

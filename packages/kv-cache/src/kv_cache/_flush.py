@@ -32,9 +32,6 @@ MERGE_ATTEMPTS = 5
 class Flusher(CacheCore):
     """Write-back machinery on top of :class:`CacheCore`."""
 
-    _pending: list[KeyOutcome]
-    _timer_task: asyncio.Task[None] | None
-
     # -- pushing one entry ---------------------------------------------------------------
 
     async def _push(
