@@ -45,7 +45,6 @@ _PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 _dumps = _ENCODER.encode
-_loads = json.loads
 
 
 def _c_encoder() -> Callable[[object], str] | None:

@@ -32,8 +32,6 @@ T = TypeVar("T")
 U = TypeVar("U")
 D = TypeVar("D")
 
-_MISSING = MISSING
-
 
 class Store(BatchOps[T], StreamOps[T]):
     """Async key-value store over any :class:`~kv_core.Driver`.
@@ -116,7 +114,7 @@ class Store(BatchOps[T], StreamOps[T]):
     @overload
     async def get(self, key: str, default: D) -> T | D: ...
 
-    async def get(self, key: str, default: Any = _MISSING) -> Any:
+    async def get(self, key: str, default: Any = MISSING) -> Any:
         """Return the value of ``key``.
 
         Raises:
@@ -136,7 +134,7 @@ class Store(BatchOps[T], StreamOps[T]):
             entry = await self._driver.get(full)
             data = None if entry is None else entry.value
         if data is None:
-            if default is _MISSING:
+            if default is MISSING:
                 raise self._missing(full)
             return default
         try:
@@ -239,7 +237,7 @@ class Store(BatchOps[T], StreamOps[T]):
         key: str,
         fn: Callable[[T], T | Awaitable[T]],
         *,
-        default: T = _MISSING,
+        default: T = MISSING,
         ttl: Seconds | None = KEEP_TTL,
         attempts: int | None = None,
     ) -> T:
@@ -274,7 +272,7 @@ class Store(BatchOps[T], StreamOps[T]):
             for attempt in range(limit):
                 entry = await driver.get(full)
                 if entry is None:
-                    if default is _MISSING:
+                    if default is MISSING:
                         raise self._missing(full)
                     old = copy.deepcopy(default)
                 else:
