@@ -306,3 +306,52 @@ async def test_read_stream_rejects_non_positive_chunk_size() -> None:
         await store.set("blob", b"data")
         with pytest.raises(ValueError, match="chunk_size"):
             _ = [c async for c in store.read_stream("blob", chunk_size=-1)]
+
+
+async def test_a_cancelled_waiter_raises_cancelled_error_when_released_in_the_same_turn() -> None:
+    # Issue 10 item 8: the holder releases between the waiter's cancellation and the
+    # waiter resuming; the waiter used to raise ValueError('... is not in deque').
+    gate = KeyGate()
+    await gate.acquire("k")
+    waiter = asyncio.ensure_future(gate.acquire("k"))
+    await asyncio.sleep(0)  # the waiter is now queued
+    waiter.cancel()
+    gate.release("k")  # same loop turn: the cancelled waiter is skipped
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert not gate.held("k")
+    assert len(gate) == 0
+    await gate.acquire("k")  # the key is free again
+    gate.release("k")
+
+
+async def test_update_cancelled_while_waiting_for_its_key_is_a_clean_cancellation() -> None:
+    store: Store[Any] = Store(MemoryDriver())
+    release = asyncio.Event()
+
+    async def slow(n: int) -> int:
+        await release.wait()
+        return n + 1
+
+    holder = asyncio.ensure_future(store.update("n", slow, default=0))
+    await asyncio.sleep(0)
+    waiter = asyncio.ensure_future(store.update("n", lambda n: n + 1, default=0))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    release.set()
+    assert await holder == 1
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert await store.update("n", lambda n: n + 1) == 2
+    await store.aclose()
+
+
+async def test_set_many_takes_a_mapping_or_pairs_and_rejects_anything_else() -> None:
+    store: Store[Any] = Store(MemoryDriver())
+    await store.set_many([("x", 1), ("y", 2), ("x", 3)])
+    assert await store.get_many(["x", "y"]) == {"x": 3, "y": 2}
+    for bad in (None, 5, "ab", b"ab", [("only-one",)], [["k", 1]]):
+        with pytest.raises(TypeError, match="set_many"):
+            await store.set_many(bad)
+    assert sorted([k async for k in store.keys()]) == ["x", "y"]
+    await store.aclose()

@@ -40,8 +40,10 @@ class KeyGate:
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.release(key)  # the key was handed over just as we were cancelled
-            else:
+            elif waiter in queue:
                 queue.remove(waiter)
+            # else: release() already dropped this cancelled waiter while handing the key
+            # on (it ran between the cancellation and this task resuming).
             raise
 
     def release(self, key: str) -> None:

@@ -22,7 +22,7 @@ from ._driver import Capability, Driver
 from ._entry import Entry
 from ._errors import PreconditionFailedError, StoreClosedError
 from ._keys import MAX_KEY_LENGTH, validate_key
-from ._store_base import KEEP_TTL, MISSING, Seconds, _Shared, expiry
+from ._store_base import KEEP_TTL, MISSING, Seconds, _Shared, expiry, ttl_seconds
 from ._store_batch import BatchOps
 from ._store_stream import StreamOps
 
@@ -265,6 +265,7 @@ class Store(BatchOps[T], StreamOps[T]):
         if attempts is not None and attempts < 1:
             raise ValueError(f"attempts must be at least 1, got {attempts}")
         limit = attempts or self._update_attempts
+        seconds = None if ttl is KEEP_TTL else ttl_seconds(ttl)  # bad TTLs fail before any I/O
         driver = self._driver
         locks = self._shared.locks
         await locks.acquire(full)
@@ -285,7 +286,7 @@ class Store(BatchOps[T], StreamOps[T]):
                 if ttl is KEEP_TTL:
                     expires_at = entry.expires_at if entry is not None else None
                 else:
-                    expires_at = expiry(self._clock, ttl)
+                    expires_at = None if seconds is None else self._clock() + seconds
                 try:
                     if entry is None:
                         await driver.set(full, data, expires_at=expires_at, if_absent=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from datetime import timedelta
@@ -13,7 +14,15 @@ from ._errors import KeyNotFoundError, SerializationError, StoreClosedError
 from ._keys import MAX_KEY_LENGTH, validate_key
 from ._locks import KeyGate
 
-__all__ = ["KEEP_TTL", "MISSING", "Seconds", "StoreBase", "expiry"]
+__all__ = [
+    "KEEP_TTL",
+    "MAX_TTL_SECONDS",
+    "MISSING",
+    "Seconds",
+    "StoreBase",
+    "expiry",
+    "ttl_seconds",
+]
 
 T = TypeVar("T")
 
@@ -57,13 +66,42 @@ class _Shared:
             )
 
 
-def expiry(clock: Callable[[], float], ttl: Seconds | None) -> float | None:
+#: The longest TTL any backend accepts (about 317 years): Redis counts expiry in
+#: milliseconds, and a larger value would overflow some backend's clock arithmetic.
+MAX_TTL_SECONDS = 10_000_000_000
+
+
+def ttl_seconds(ttl: object) -> float | None:
+    """Validate a ``ttl=`` argument before any I/O; return it in seconds (None: no expiry).
+
+    Accepts an int or float (not a bool, not a str) or a timedelta, finite, positive and at
+    most :data:`MAX_TTL_SECONDS`; anything else raises TypeError or ValueError, the same
+    for every backend.
+    """
     if ttl is None:
         return None
-    seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else float(ttl)
-    if not seconds > 0:  # also rejects NaN
-        raise ValueError(f"ttl must be positive seconds or None, got {ttl!r}")
-    return clock() + seconds
+    if isinstance(ttl, timedelta):
+        seconds = ttl.total_seconds()
+    elif isinstance(ttl, (int, float)) and not isinstance(ttl, bool):
+        try:
+            seconds = float(ttl)
+        except OverflowError:  # an int too large for a float
+            seconds = math.inf
+    else:
+        raise TypeError(
+            f"ttl must be seconds (int or float), a timedelta or None, not {type(ttl).__name__}"
+        )
+    if not 0 < seconds <= MAX_TTL_SECONDS:  # also rejects NaN and infinities
+        raise ValueError(
+            f"ttl must be positive seconds of at most {MAX_TTL_SECONDS:,} or None, got {ttl!r}"
+        )
+    return seconds
+
+
+def expiry(clock: Callable[[], float], ttl: Seconds | None) -> float | None:
+    """The absolute expiry (``clock()`` time) of a write made now with ``ttl``."""
+    seconds = ttl_seconds(ttl)
+    return None if seconds is None else clock() + seconds
 
 
 class StoreBase(Generic[T]):

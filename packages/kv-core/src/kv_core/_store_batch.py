@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from ._driver import Capability, RawEntry
@@ -105,20 +105,20 @@ class BatchOps(StoreBase[T]):
             if data is not None
         }
 
-    async def set_many(self, items: Mapping[str, T], *, ttl: Seconds | None = None) -> None:
+    async def set_many(
+        self, items: Mapping[str, T] | Iterable[tuple[str, T]], *, ttl: Seconds | None = None
+    ) -> None:
         """Store every ``key: value`` of ``items`` (unconditionally, same ``ttl`` for all).
 
-        Every value is encoded before anything is written, so a value that cannot be
-        encoded writes nothing.
+        ``items`` is a mapping or an iterable of ``(key, value)`` pairs (a later pair for the
+        same key wins, as in ``dict()``). Every value is encoded before anything is written,
+        so a value that cannot be encoded writes nothing.
         """
         self._check_open()
-        encoded = [
-            (full, self._dumps(full, v))
-            for full, v in ((self._full(k), v) for k, v in items.items())
-        ]
+        expires_at = expiry(self._clock, ttl)
+        encoded = [(full, self._dumps(full, v)) for full, v in _pairs(self._full, items)]
         if not encoded:
             return
-        expires_at = expiry(self._clock, ttl)
         if self._caps & Capability.SET_MANY:
             await cast(Any, self._driver).set_many(encoded, expires_at=expires_at)
             return
@@ -139,3 +139,19 @@ def _not_one_key(keys: object) -> None:
     # delete_many a destructive one.
     if isinstance(keys, (str, bytes)):
         raise TypeError(f"expected an iterable of keys, got a single {type(keys).__name__}")
+
+
+def _pairs(full: Callable[[str], str], items: object) -> Iterable[tuple[str, Any]]:
+    """``(full key, value)`` of a mapping or of ``(key, value)`` pairs, last one winning."""
+    if isinstance(items, Mapping):
+        return [(full(k), v) for k, v in items.items()]  # keys already unique
+    if not isinstance(items, Iterable) or isinstance(items, (str, bytes)):
+        raise TypeError(
+            f"set_many expects a mapping or (key, value) pairs, not {type(items).__name__}"
+        )
+    merged: dict[str, Any] = {}
+    for pair in items:
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise TypeError(f"set_many expects (key, value) pairs, got {pair!r:.80}")
+        merged[full(pair[0])] = pair[1]
+    return merged.items()

@@ -26,6 +26,8 @@ from .._store import Store
 from ._concurrency import ConcurrencyConformance
 from ._corpus import JSON_VALUES, RICH_VALUES, WEIRD_KEYS
 from ._fixtures import StoreFixtures
+from ._listing import ListingConformance
+from ._state import StateConformance
 from ._ttl import TTLConformance
 
 __all__ = ["DriverConformance"]
@@ -249,5 +251,7 @@ class BasicConformance(StoreFixtures):
         assert store.driver.name in str(info.value)
 
 
-class DriverConformance(BasicConformance, ConcurrencyConformance, TTLConformance):
+class DriverConformance(
+    BasicConformance, ConcurrencyConformance, StateConformance, TTLConformance, ListingConformance
+):
     """The whole conformance suite. Subclass it once per driver (one line)."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from .._codecs import BYTES
 from .._errors import KeyNotFoundError
 from .._store import Store
 from ._fixtures import StoreFixtures
@@ -71,6 +74,31 @@ class TTLConformance(StoreFixtures):
             with pytest.raises(ValueError, match="ttl"):
                 await store.set("bad", 1, ttl=bad)
         assert not await store.exists("bad")
+
+    async def test_bad_ttls_are_rejected_before_any_write(self, store: Store[Any]) -> None:
+        # DESIGN §6: the same errors on every backend, before any I/O.
+        await store.set("kept", "old", ttl=3600)
+        too_long = (math.inf, -math.inf, 1e300, 10**400, timedelta.max, timedelta(seconds=-1))
+        not_seconds: tuple[Any, ...] = (True, False, "5", b"5", [5], object())
+        writes: list[Callable[[Any], Awaitable[object]]] = [
+            lambda ttl: store.set("bad", 1, ttl=ttl),
+            lambda ttl: store.set("kept", "new", ttl=ttl),
+            lambda ttl: store.set_many({"bad": 1, "kept": "new"}, ttl=ttl),
+            lambda ttl: store.update("kept", lambda _: "new", ttl=ttl),
+            lambda ttl: store.with_codec(BYTES).write_stream("bad", [b"x"], ttl=ttl),
+        ]
+        for write in writes:
+            for bad in too_long:
+                with pytest.raises(ValueError, match="ttl"):
+                    await write(bad)
+            for bad in not_seconds:
+                with pytest.raises(TypeError, match="ttl"):
+                    await write(bad)
+        assert not await store.exists("bad")
+        assert await store.get("kept") == "old"
+        left = await store.ttl("kept")
+        assert left is not None
+        assert left > 3000
 
     async def test_overwrite_without_ttl_removes_the_expiry(
         self, store: Store[Any], clock: TestClock
