@@ -10,7 +10,7 @@ import math
 import uuid
 from collections import OrderedDict
 from decimal import Decimal
-from typing import Any, NamedTuple, Optional
+from typing import Any, Literal, NamedTuple, Optional, Union
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -469,3 +469,74 @@ def test_repr_and_name() -> None:
     assert repr(JSON) == "JSON"
     assert repr(JSONCodec(User)) == "JSONCodec(User)"
     assert JSON.name == "json"
+
+
+# -- enums and Literal in typed decoding (issue 11 item 7) -------------------------------
+
+
+class Colour(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+class Rank(enum.IntEnum):
+    LOW = 1
+    HIGH = 2
+
+
+class Perm(enum.Flag):
+    READ = 1
+    WRITE = 2
+
+
+class Mode(str, enum.Enum):  # a StrEnum that also works on Python 3.10
+    FAST = "fast"
+
+
+@dataclasses.dataclass
+class Tagged:
+    colour: Colour
+    level: Rank
+    perm: Perm
+    mode: Mode
+    kind: Literal["a", "b"] = "a"
+    maybe: Optional[Optional[Colour]] = None  # noqa: UP045 - the nested Optional is the point
+    either: Union[int, Colour, None] = None  # noqa: UP007
+    member: Literal[Colour.RED, 5] = 5
+    many: list[Optional[Colour]] = dataclasses.field(default_factory=list)  # noqa: UP045
+    by_name: dict[str, Rank] = dataclasses.field(default_factory=dict)
+
+
+def test_typed_decoding_restores_enums_flags_literals_and_nested_optionals() -> None:
+    value = Tagged(
+        Colour.BLUE, Rank.HIGH, Perm.READ | Perm.WRITE, Mode.FAST, "b",
+        Colour.RED, Colour.BLUE, Colour.RED, [None, Colour.RED], {"x": Rank.LOW},
+    )  # fmt: skip
+    codec = JSONCodec(Tagged)
+    data = codec.encode(value)
+    assert json.loads(data) == {  # stored as the members' plain values
+        "colour": "blue", "level": 2, "perm": 3, "mode": "fast", "kind": "b", "maybe": "red",
+        "either": "blue", "member": "red", "many": [None, "red"], "by_name": {"x": 1},
+    }  # fmt: skip
+    back = codec.decode(data)
+    assert back == value
+    assert type(back.colour) is Colour
+    assert type(back.level) is Rank
+    assert type(back.perm) is Perm
+    assert type(back.mode) is Mode
+    assert type(back.maybe) is Colour
+    assert type(back.either) is Colour
+    assert back.member is Colour.RED
+    assert type(back.many[1]) is Colour
+    assert type(back.by_name["x"]) is Rank
+
+
+def test_a_plain_enum_is_stored_as_its_value_without_a_type() -> None:
+    assert JSON.encode({"c": Colour.RED, "p": Perm.WRITE}) == b'{"c":"red","p":2}'
+    assert roundtrip([Colour.BLUE]) == ["blue"]
+
+
+def test_typed_decoding_of_an_unknown_enum_value_is_an_error() -> None:
+    data = JSONCodec(Tagged).encode(Tagged(Colour.RED, Rank.LOW, Perm.READ, Mode.FAST))
+    with pytest.raises(ValueError, match="purple"):
+        JSONCodec(Tagged).decode(data.replace(b'"red"', b'"purple"'))

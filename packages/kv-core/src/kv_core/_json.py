@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import enum
 import json
 import re
 import uuid
@@ -179,7 +180,7 @@ def _to_json(obj: object) -> object:
     raise TypeError(
         f"JSON cannot store a {t.__module__}.{t.__qualname__}; convert it to a supported type "
         "(dict, list, str, int, float, bool, None, tuple, set, bytes, datetime, date, time, "
-        "timedelta, UUID, Decimal, a dataclass) or use another codec (e.g. PICKLE)"
+        "timedelta, UUID, Decimal, an Enum, a dataclass) or use another codec (e.g. PICKLE)"
     )
 
 
@@ -225,6 +226,8 @@ def _base_of(obj: object) -> object | None:
         return uuid.UUID(int=obj.int)
     if isinstance(obj, Decimal):
         return Decimal(obj)
+    if isinstance(obj, enum.Enum):  # Enum and Flag: their value (typed decoding restores them)
+        return cast(object, obj.value)
     return None
 
 

@@ -2,12 +2,18 @@
 
 ``JSONCodec(User)`` decodes into ``User``: pydantic models through their own
 ``model_validate``; dataclasses by following their type hints into nested dataclasses,
-lists, sets, tuples, dicts and ``Optional``/unions of them.
+enums (Enum, IntEnum, StrEnum, Flag: stored as their value), ``Literal``, lists, sets,
+tuples, dicts and ``Optional``/unions of them.
+
+pydantic's ``TypeAdapter`` is deliberately not used for dataclasses even when pydantic is
+installed: a dataclass must decode the same way whether or not some other package happens
+to be importable.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import types
 import typing
 from collections.abc import Callable
@@ -79,7 +85,14 @@ def _build(tp: Any, value: Any) -> Any:
         return tp(**kwargs)
     if isinstance(tp, type) and callable(getattr(tp, "model_validate", None)):  # pydantic
         return cast(Any, tp).model_validate(value)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return value if isinstance(value, tp) else tp(value)  # ValueError if not a member
     args = typing.get_args(tp)
+    if origin is typing.Literal:
+        for a in args:  # Literal[Color.RED] holds members; the JSON holds their values
+            if isinstance(a, enum.Enum) and a.value == value and type(a.value) is type(value):
+                return a
+        return value
     if origin in _UNION_ORIGINS:  # Optional[X], X | None, X | Y
         if value is None:
             return None
@@ -107,6 +120,12 @@ def _fits(tp: Any, value: object) -> bool:
         return isinstance(value, dict)
     if target in (list, set, frozenset, tuple):
         return isinstance(value, (list, tuple, set, frozenset))
+    if isinstance(target, type) and issubclass(target, enum.Enum):
+        return any(m.value == value and type(m.value) is type(value) for m in target) or (
+            issubclass(target, enum.Flag) and isinstance(value, int) and not isinstance(value, bool)
+        )
     if isinstance(target, type):
         return isinstance(value, target)
+    if target is typing.Literal:
+        return any(getattr(a, "value", a) == value for a in typing.get_args(tp))
     return False
