@@ -23,17 +23,27 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+try:
+    import resource
+except ImportError:  # pragma: no cover
+    resource = None  # type: ignore[assignment]
+
 from kv_core import OutcomeUnknownError, PreconditionFailedError
 
 from ._errors import map_error
 from ._fs import (
+    O_READ,
     O_TEMP,
-    DirChain,
     MetaError,
-    etag_of,
+    content_ident,
+    etag_for,
     expiry_of,
+    hash_fd,
     next_stamp,
     open_chain,
+    prune_empty,
+    read_value,
+    stat_ident,
     stat_leaf,
     unlink_quiet,
     write_all,
@@ -44,15 +54,47 @@ from ._root import Root
 from ._sync import SYNCFS_MIN, datasync, start_writeback, syncfs
 from ._writeop import StreamTemp, WriteOp
 
-__all__ = ["commit", "finish", "prepare"]
+__all__ = ["commit", "finish", "group_size", "prepare"]
 
 
-def _current(root: Root, dir_fd: int, leaf: str) -> tuple[str, float | None] | None:
-    """(etag, expires_at) of what is stored at ``leaf`` now, expired or not."""
-    st = stat_leaf(dir_fd, leaf)
-    if st is None:
-        return None
-    return etag_of(st), expiry_of(dir_fd, leaf, st, marked=root.exact_mtime)
+def _current(root: Root, dir_fd: int, leaf: str) -> tuple[str, str, float | None] | None:
+    """(etag, identity, expires_at) of what is stored at ``leaf`` now, expired or not."""
+    if root.exact_mtime:
+        st = stat_leaf(dir_fd, leaf)
+        if st is None:
+            return None
+        ident = stat_ident(st)
+    else:
+        found = read_value(dir_fd, leaf)
+        if found is None:
+            return None
+        data, st = found
+        ident = content_ident(data)
+    at = expiry_of(dir_fd, leaf, ident, st, marked=root.exact_mtime)
+    return etag_for(ident, at, exact=root.exact_mtime), ident, at
+
+
+def _exists(dir_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _temp_ident(root: Root, op: WriteOp) -> str:
+    """The identity the temp file will have once renamed into place."""
+    assert op.chain is not None
+    assert op.tmp is not None
+    if root.exact_mtime:
+        return stat_ident(os.fstat(op.fd))
+    if isinstance(op.value, bytes):
+        return content_ident(op.value)
+    fd = os.open(op.tmp, O_READ, dir_fd=op.chain.fd)  # a streamed value: read it back
+    try:
+        return hash_fd(fd)
+    finally:
+        os.close(fd)
 
 
 def _prepare(root: Root, op: WriteOp) -> None:
@@ -61,7 +103,7 @@ def _prepare(root: Root, op: WriteOp) -> None:
     if isinstance(op.value, StreamTemp):
         op.chain, op.tmp, op.fd = op.value.chain, op.value.tmp, op.value.fd
     else:
-        op.chain = open_chain(root.fd, loc.dirs, create=not op.delete)
+        op.chain = open_chain(root.fd, loc.dirs, create=not op.delete, durable=root.durable)
         if op.chain is None or op.delete:
             return
         op.tmp = root.temp_name()
@@ -74,14 +116,15 @@ def _prepare(root: Root, op: WriteOp) -> None:
                     raise
             # A delete emptied and removed the folder after we opened it: open it again.
             op.chain.close()
-            op.chain = open_chain(root.fd, loc.dirs, create=True)
+            op.chain = open_chain(root.fd, loc.dirs, create=True, durable=root.durable)
             assert op.chain is not None
         else:
             raise OSError(errno.ENOENT, "the key's folder keeps disappearing")
         write_all(op.fd, op.value or b"")
     stamp = next_stamp(odd=op.expires_at is not None)
     os.utime(op.fd, ns=(stamp, stamp))
-    op.etag = etag_of(os.fstat(op.fd))
+    op.ident = _temp_ident(root, op)
+    op.etag = etag_for(op.ident, op.expires_at, exact=root.exact_mtime)
     if op.expires_at is not None:
         # Carry the current value's expiry into the new metadata, so that a crash between
         # the two renames leaves the old value with its own expiry (see _apply).
@@ -89,16 +132,18 @@ def _prepare(root: Root, op: WriteOp) -> None:
             cur = _current(root, op.chain.fd, op.leaf)
         except MetaError:
             cur = None
-        op.seen = cur[0] if cur else None
+        op.seen = cur[1] if cur else None
         _write_meta(root, op, cur)
 
 
-def _write_meta(root: Root, op: WriteOp, cur: tuple[str, float | None] | None) -> None:
+def _write_meta(root: Root, op: WriteOp, cur: tuple[str, str, float | None] | None) -> None:
     assert op.chain is not None
-    assert op.expires_at is not None
-    expires = {op.etag: op.expires_at}
-    if cur is not None and cur[1] is not None:
-        expires[cur[0]] = cur[1]
+    expires: dict[str, float | None] = {}
+    if cur is not None and cur[2] is not None:
+        expires[cur[1]] = cur[2]
+    # Last: with content identities the old and new value may be the same bytes, and then
+    # the new expiry (or None, "no expiry") is the one that holds.
+    expires[op.ident] = op.expires_at
     op.meta_tmp = root.temp_name()
     op.meta_fd = write_meta_temp(op.chain.fd, op.meta_tmp, expires)
 
@@ -129,15 +174,24 @@ def _apply(root: Root, op: WriteOp, store: str) -> None:
         return
     dfd = chain.fd
     plain_set = not op.delete and op.if_match is None and not op.if_absent
-    cur: tuple[str, float | None] | None = None
-    if not plain_set or op.expires_at is not None:
+    cur: tuple[str, str, float | None] | None = None
+    # With coarse timestamps a metadata file may hold an entry for these very bytes (an
+    # earlier value with the same content and an expiry): a write without expiry must
+    # then say "none" in the metadata before the value is renamed into place.
+    undo_meta = (
+        not op.delete
+        and op.expires_at is None
+        and not root.exact_mtime
+        and _exists(dfd, op.leaf + META)
+    )
+    if not plain_set or op.expires_at is not None or undo_meta:
         try:
             cur = _current(root, dfd, op.leaf)
         except MetaError:
             if op.if_match is not None or op.if_absent or op.only_expired:
                 raise
-            cur = ("", None)  # unreadable metadata: the key counts as live
-    live = cur is not None and (cur[1] is None or op.now < cur[1])
+            cur = ("", "", None)  # unreadable metadata: the key counts as live
+    live = cur is not None and (cur[2] is None or op.now < cur[2])
     if op.if_absent and live:
         raise PreconditionFailedError("the key already exists", key=op.key, store=store)
     if op.if_match is not None and (not live or cur is None or cur[0] != op.if_match):
@@ -145,7 +199,7 @@ def _apply(root: Root, op: WriteOp, store: str) -> None:
         raise PreconditionFailedError(reason, key=op.key, store=store)
     if op.delete:
         if cur is None or (op.only_expired and live):
-            if cur is not None and cur[1] is None:
+            if cur is not None and cur[2] is None:
                 unlink_quiet(dfd, op.leaf + META)  # purge: stale metadata of a live value
             op.result = False
             return
@@ -153,10 +207,23 @@ def _apply(root: Root, op: WriteOp, store: str) -> None:
         unlink_quiet(dfd, op.leaf + META)
         op.result = live
         op.removed = True
-        _prune_empty(chain)
+        if chain.names:
+            # Remove the folders the delete left empty; the deepest folder left changed.
+            keep = os.dup(dfd)
+            left = prune_empty(chain)
+            if left is None:
+                op.sync_fd = keep
+            else:
+                os.close(keep)
+                op.sync_fd = left
         return
+    if undo_meta and op.meta_tmp is None:
+        op.seen = cur[1] if cur else None
+        _write_meta(root, op, cur)
+        if root.durable:
+            datasync(op.meta_fd)
     if op.meta_tmp is not None:
-        if op.seen != (cur[0] if cur else None):
+        if op.seen != (cur[1] if cur else None):
             # Another writer replaced the value since _prepare: redo the metadata so it
             # carries that value's expiry.
             os.close(op.meta_fd)
@@ -177,27 +244,24 @@ def _apply(root: Root, op: WriteOp, store: str) -> None:
     op.result = op.etag
 
 
-def _prune_empty(chain: DirChain) -> None:
-    """Remove folders the delete left empty (best effort: stop at the first non-empty)."""
-    for i in range(len(chain.names), 0, -1):
-        try:
-            os.rmdir(chain.names[i - 1], dir_fd=chain.fds[i - 1])
-        except OSError:
-            return
-        chain.created.append(i - 1)  # its parent changed: sync it
-
-
 def _cleanup(op: WriteOp) -> None:
-    for fd in (op.fd, op.meta_fd):
+    for fd in (op.fd, op.meta_fd, op.sync_fd):
         if fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(fd)
-    op.fd = op.meta_fd = -1
+    op.fd = op.meta_fd = op.sync_fd = -1
     if op.chain is not None:
         for tmp in (op.tmp, op.meta_tmp):
             if tmp is not None:
                 with contextlib.suppress(OSError):
                     unlink_quiet(op.chain.fd, tmp)
+        if op.error is not None and not op.delete and op.chain.names:
+            # A failed write leaves no empty folder behind (they would be listed as
+            # nothing, but cost every walk a visit).
+            with contextlib.suppress(OSError):
+                left = prune_empty(op.chain)
+                if left is not None:
+                    os.close(left)
         op.chain.close()
         op.chain = None
 
@@ -229,17 +293,18 @@ def finish(root: Root, ops: Sequence[WriteOp], store: str) -> None:
             else:
                 _apply_all(root, live, store)
         if root.durable:
+            # (Folders an op created were flushed into their parents when made.)
+            extra: list[int] = []
             for op in ops:
                 chain = op.chain
-                if chain is None:
+                if chain is None or op.error is not None:
                     continue
-                # A folder this op created is used by others even if this op failed.
-                for i in chain.created:
-                    changed.setdefault(chain.names[:i], chain.fds[i])
-                if op.error is None and (op.result is not False or op.removed):
+                if op.sync_fd >= 0:
+                    extra.append(op.sync_fd)
+                elif op.result is not False or op.removed:
                     changed.setdefault(chain.names, chain.fd)
-        if changed:
-            _sync_dirs(ops, changed, store)
+            if changed or extra:
+                _sync_dirs(ops, [*changed.values(), *extra], store)
     finally:
         for op in ops:
             _cleanup(op)
@@ -279,19 +344,36 @@ def _pool() -> ThreadPoolExecutor:
     return _pools[0]
 
 
+def group_size() -> int:
+    """Most ops committed as one group, so that their descriptors fit the process's limit.
+
+    A prepared op holds up to three descriptors (its folder, its temp file, a metadata
+    temp file) until its group is finished; a group may use a quarter of RLIMIT_NOFILE.
+    """
+    if resource is None:  # pragma: no cover
+        return 256  # type: ignore[unreachable]
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 20
+    return max(1, soft // 12)
+
+
 def commit(root: Root, ops: Sequence[WriteOp], store: str) -> None:
     """Run every op; each gets ``result`` or ``error``. Never raises for one op's failure."""
-    try:
-        prepare(root, ops, store)
-    except BaseException:
-        for op in ops:
-            _cleanup(op)
-        raise
-    finish(root, ops, store)
+    size = group_size()
+    for i in range(0, len(ops), size):
+        group = ops[i : i + size]
+        try:
+            prepare(root, group, store)
+        except BaseException:
+            for op in group:
+                _cleanup(op)
+            raise
+        finish(root, group, store)
 
 
-def _sync_dirs(ops: Sequence[WriteOp], changed: dict[tuple[str, ...], int], store: str) -> None:
-    for fd in changed.values():
+def _sync_dirs(ops: Sequence[WriteOp], fds: Sequence[int], store: str) -> None:
+    for fd in fds:
         try:
             os.fsync(fd)
         except OSError as exc:

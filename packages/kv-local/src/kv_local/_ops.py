@@ -10,38 +10,41 @@ from collections.abc import Iterator, Sequence
 from kv_core import NOT_MODIFIED, NotModified, RawEntry
 
 from ._errors import map_error
-from ._fs import O_READ, UnsafePathError, etag_of, expiry_of, open_chain, read_value
+from ._fs import O_READ, UnsafePathError, expiry_of, hash_fd, open_chain, read_state, stat_ident
 from ._layout import locate
 from ._root import Root
 
 __all__ = ["exists", "get", "get_if_changed", "get_many", "open_for_stream", "take"]
 
 
-def _read_entry(fd: int, leaf: str, marked: bool) -> RawEntry | None:
-    """The value file ``leaf`` in folder ``fd`` with its etag and expiry, if it exists."""
-    found = read_value(fd, leaf)
-    if found is None:
-        return None
-    data, st = found
-    return RawEntry(data, etag_of(st), expiry_of(fd, leaf, st, marked=marked))
-
-
-def _get(root: Root, key: str, now: float) -> RawEntry | None:
+def _state(
+    root: Root, key: str, now: float, *, with_value: bool
+) -> tuple[bytes | None, str, float | None] | None:
+    """(value if asked, etag, expires_at) of the live state of ``key``, or None."""
     loc = locate(key)
     if not loc.dirs:
         # A top-level key needs no folder chain: read straight from the root's descriptor.
-        entry = _read_entry(root.fd, loc.leaf, root.exact_mtime)
+        state = read_state(root.fd, loc.leaf, exact=root.exact_mtime, with_value=with_value)
     else:
         chain = open_chain(root.fd, loc.dirs, create=False)
         if chain is None:
             return None
         try:
-            entry = _read_entry(chain.fd, loc.leaf, root.exact_mtime)
+            state = read_state(chain.fd, loc.leaf, exact=root.exact_mtime, with_value=with_value)
         finally:
             chain.close()
-    if entry is None or (entry.expires_at is not None and now >= entry.expires_at):
+    if state is None or (state[2] is not None and now >= state[2]):
         return None
-    return entry
+    return state
+
+
+def _get(root: Root, key: str, now: float) -> RawEntry | None:
+    state = _state(root, key, now, with_value=True)
+    if state is None:
+        return None
+    data, etag, at = state
+    assert data is not None
+    return RawEntry(data, etag, at)
 
 
 def get(root: Root, key: str, now: float, store: str) -> RawEntry | None:
@@ -58,22 +61,8 @@ def get_many(root: Root, keys: Sequence[str], now: float, store: str) -> list[Ra
 
 
 def _head(root: Root, key: str, now: float) -> tuple[str, float | None] | None:
-    loc = locate(key)
-    chain = open_chain(root.fd, loc.dirs, create=False)
-    if chain is None:
-        return None
-    try:
-        try:
-            st = os.stat(loc.leaf, dir_fd=chain.fd, follow_symlinks=False)
-        except FileNotFoundError:
-            return None
-        etag = etag_of(st)
-        at = expiry_of(chain.fd, loc.leaf, st, marked=root.exact_mtime)
-    finally:
-        chain.close()
-    if at is not None and now >= at:
-        return None
-    return etag, at
+    state = _state(root, key, now, with_value=False)
+    return None if state is None else (state[1], state[2])
 
 
 def exists(root: Root, key: str, now: float, store: str) -> bool:
@@ -115,7 +104,8 @@ def open_for_stream(root: Root, key: str, now: float, store: str) -> int | None:
                 st = os.fstat(fd)
                 if not stat.S_ISREG(st.st_mode):
                     raise UnsafePathError(errno.ELOOP, f"{loc.leaf!r} is not a regular file")
-                at = expiry_of(chain.fd, loc.leaf, st, marked=root.exact_mtime)
+                ident = stat_ident(st) if root.exact_mtime else hash_fd(fd)
+                at = expiry_of(chain.fd, loc.leaf, ident, st, marked=root.exact_mtime)
                 if at is not None and now >= at:
                     os.close(fd)
                     return None

@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Iterator
 
 from ._fs import O_DIR, unlink_quiet
+from ._tree import Navigator, read_folder
 
 try:  # Windows is not a target, but importing kv_local there must not fail.
     import fcntl
@@ -114,23 +115,28 @@ class Root:
         return dead
 
     def _sweep(self, dead: list[str]) -> None:
+        # One descriptor at a time (see _tree), so a very deep tree sweeps under a small
+        # descriptor limit too.
         prefixes = tuple(f"{TEMP_PREFIX}{token}." for token in dead)
-        stack = [os.dup(self.fd)]
-        while stack:
-            fd = stack.pop()
-            try:
-                with os.scandir(fd) as entries:
-                    for entry in entries:
-                        name = entry.name
-                        if name.startswith(prefixes):
-                            unlink_quiet(fd, name)
-                        elif "#" not in name and entry.is_dir(follow_symlinks=False):
-                            with contextlib.suppress(OSError):
-                                stack.append(os.open(name, O_DIR, dir_fd=fd))
-                if self.durable:
+        todo: list[tuple[str, ...]] = [()]
+        nav = Navigator(self.fd)
+        try:
+            while todo:
+                path = todo.pop()
+                fd = nav.go(path)
+                if fd is None:
+                    continue
+                changed = False
+                for entry in read_folder(fd):
+                    name = entry.name
+                    if name.startswith(prefixes):
+                        changed |= unlink_quiet(fd, name)
+                    elif "#" not in name and entry.is_dir(follow_symlinks=False):
+                        todo.append((*path, name))
+                if changed and self.durable:
                     os.fsync(fd)
-            finally:
-                os.close(fd)
+        finally:
+            nav.close()
         for token in dead:
             unlink_quiet(self._owners_fd, token)
 

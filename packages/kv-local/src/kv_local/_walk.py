@@ -6,41 +6,32 @@ metadata file (one with a TTL) costs an extra small read to check its expiry.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterator
 
-from ._fs import MetaError, expiry_of, open_chain
+from ._fs import MetaError, open_chain, read_state
 from ._layout import META, PIECE, decode_name, segment_dirs, unescape_full
+from ._tree import Navigator, read_folder
 
 __all__ = ["walk_keys"]
 
 
-def _state(dir_fd: int, name: str, entry: os.DirEntry[str], now: float, marked: bool) -> str:
+def _state(dir_fd: int, name: str, now: float, exact: bool) -> str:
     """ "live", "expired", or "stale" (live, with a metadata file left from an older value)."""
     try:
         os.stat(name + META, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
         return "live"
     try:
-        st = entry.stat(follow_symlinks=False)
-        at = expiry_of(dir_fd, name, st, marked=marked)
-    except (MetaError, FileNotFoundError):
+        state = read_state(dir_fd, name, exact=exact, with_value=False)
+    except MetaError:
         return "live"  # a key with broken metadata is listed; get() reports the error
+    if state is None:
+        return "gone"
+    at = state[2]
     if at is None:
         return "stale"
     return "expired" if now >= at else "live"
-
-
-class _Frame:
-    __slots__ = ("acc", "base", "entries", "fd", "partial")
-
-    def __init__(self, fd: int, base: str, acc: str, partial: str) -> None:
-        self.fd = fd
-        self.base = base  # the key text of the levels above, ending with "/" (or "")
-        self.acc = acc  # escaped pieces of a long segment gathered so far
-        self.partial = partial  # the last segment of the prefix, at the prefix's level
-        self.entries = os.scandir(fd)
 
 
 def walk_keys(
@@ -49,60 +40,56 @@ def walk_keys(
     """Yield every live key starting with ``prefix``.
 
     With ``expired``, yield instead the keys whose files ``purge_expired`` should clean:
-    expired ones and live ones with stale metadata. ``marked``: see ``expiry_of``.
+    expired ones and live ones with stale metadata. ``marked``: the file system keeps
+    exact mtimes (see ``expiry_of``).
 
-    A generator advanced page by page from the worker thread; closing it closes every
-    descriptor it holds.
+    A generator advanced page by page from the worker thread. It holds one descriptor
+    whatever the depth of the tree, and each folder's names are read whole before its
+    keys are yielded (see ``read_folder``). Closing it closes that descriptor.
     """
     *levels, partial = prefix.split("/")
-    names = tuple(name for segment in levels for name in segment_dirs(segment))
-    chain = open_chain(root_fd, names, create=False)
+    start = tuple(name for segment in levels for name in segment_dirs(segment))
+    # The prefix's own folders must be folders kv-local made (a link there is refused).
+    chain = open_chain(root_fd, start, create=False)
     if chain is None:
         return
-    stack: list[_Frame] = []
+    chain.close()
+    # Folders still to visit: (names from the root, key text above, long-segment pieces
+    # gathered so far, the prefix's last segment at the prefix's level).
+    todo: list[tuple[tuple[str, ...], str, str, str]] = [
+        (start, "".join(s + "/" for s in levels), "", partial)
+    ]
+    nav = Navigator(root_fd)
     try:
-        stack.append(_Frame(os.dup(chain.fd), "".join(s + "/" for s in levels), "", partial))
-        while stack:
-            frame = stack[-1]
-            entry = next(frame.entries, None)
-            if entry is None:
-                frame.entries.close()
-                os.close(frame.fd)
-                stack.pop()
+        while todo:
+            path, base, acc, part = todo.pop()
+            fd = nav.go(path)
+            if fd is None:
                 continue
-            decoded = decode_name(entry.name)
-            if decoded is None:
-                continue
-            kind, text = decoded
-            if kind == "continued":
-                if entry.is_dir(follow_symlinks=False):
-                    sub = _open_dir(frame.fd, entry.name)
-                    if sub is not None:
-                        stack.append(_Frame(sub, frame.base, frame.acc + text, frame.partial))
-                continue
-            if not text or len(text) > PIECE:
-                continue
-            segment = unescape_full(frame.acc + text)
-            if segment is None or not segment.startswith(frame.partial):
-                continue
-            if kind == "level":
-                if entry.is_dir(follow_symlinks=False):
-                    sub = _open_dir(frame.fd, entry.name)
-                    if sub is not None:
-                        stack.append(_Frame(sub, frame.base + segment + "/", "", ""))
-            elif entry.is_file(follow_symlinks=False):
-                state = _state(frame.fd, entry.name, entry, now, marked)
-                if (state != "expired") if not expired else (state != "live"):
-                    yield frame.base + segment
+            subfolders = []
+            for entry in read_folder(fd):
+                decoded = decode_name(entry.name)
+                if decoded is None:
+                    continue
+                kind, text = decoded
+                if kind == "continued":
+                    if entry.is_dir(follow_symlinks=False):
+                        subfolders.append(((*path, entry.name), base, acc + text, part))
+                    continue
+                if not text or len(text) > PIECE:
+                    continue
+                segment = unescape_full(acc + text)
+                if segment is None or not segment.startswith(part):
+                    continue
+                if kind == "level":
+                    if entry.is_dir(follow_symlinks=False):
+                        subfolders.append(((*path, entry.name), base + segment + "/", "", ""))
+                elif entry.is_file(follow_symlinks=False):
+                    state = _state(fd, entry.name, now, marked)
+                    if state == "gone":
+                        continue
+                    if (state != "expired") if not expired else (state != "live"):
+                        yield base + segment
+            todo.extend(reversed(subfolders))
     finally:
-        for frame in stack:
-            frame.entries.close()
-            os.close(frame.fd)
-        chain.close()
-
-
-def _open_dir(parent: int, name: str) -> int | None:
-    # A folder removed by a concurrent delete is simply not listed.
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
-    return None
+        nav.close()

@@ -21,7 +21,7 @@ from typing import Any
 
 from kv_core import StoreClosedError
 
-from ._commit import commit, finish, prepare
+from ._commit import commit, finish, group_size, prepare
 from ._root import Root
 from ._writeop import WriteOp
 
@@ -262,7 +262,8 @@ class Worker:
         if writes:
             ops = [op for job in writes for op in job.ops or ()]
             try:
-                if not root.durable:
+                if not root.durable or len(ops) > group_size():
+                    # (A group too large for the descriptor limit is committed in parts.)
                     commit(root, ops, self._store)
                 elif len(ops) < INLINE_MAX and self._flusher.idle and self._queue.empty():
                     # Nothing to overlap with (e.g. one sequential writer): skip the handoff.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from ._fs import O_TEMP, DirChain, open_chain, unlink_quiet
+from ._fs import O_TEMP, DirChain, open_chain, prune_empty, unlink_quiet
 from ._layout import locate
 from ._root import Root
 
@@ -27,12 +27,17 @@ class StreamTemp:
         with contextlib.suppress(OSError):
             os.close(self.fd)
             unlink_quiet(self.chain.fd, self.tmp)
+        if self.chain.names:
+            with contextlib.suppress(OSError):
+                left = prune_empty(self.chain)  # leave no empty folder behind
+                if left is not None:
+                    os.close(left)
         self.chain.close()
 
 
 def open_stream_temp(root: Root, key: str) -> StreamTemp:
     """Create the folders and the temp file that a streamed value is written into."""
-    chain = open_chain(root.fd, locate(key).dirs, create=True)
+    chain = open_chain(root.fd, locate(key).dirs, create=True, durable=root.durable)
     assert chain is not None
     tmp = root.temp_name()
     try:
@@ -53,6 +58,7 @@ class WriteOp:
         "etag",
         "expires_at",
         "fd",
+        "ident",
         "if_absent",
         "if_match",
         "key",
@@ -64,6 +70,7 @@ class WriteOp:
         "removed",
         "result",
         "seen",
+        "sync_fd",
         "tmp",
         "value",
     )
@@ -96,6 +103,8 @@ class WriteOp:
         self.tmp: str | None = None
         self.fd = -1
         self.etag = ""
+        self.ident = ""
+        self.sync_fd = -1  # a folder a delete changed, once its own folder was removed
         self.meta_tmp: str | None = None
         self.meta_fd = -1
         self.seen: str | None = None
