@@ -1,13 +1,8 @@
-"""The shared kv suites, run against LocalDriver."""
+"""The shared kv suites, run against LocalDriver (on disk and on tmpfs: see conftest)."""
 
 from __future__ import annotations
 
-from kv_core.testing import (
-    CrossProcessConformance,
-    DriverConformance,
-    StoreModelTest,
-    UnreachableConformance,
-)
+from kv_core.testing import CrossProcessConformance, DriverConformance, StoreModelTest
 
 
 class TestConformance(DriverConformance):
@@ -19,8 +14,4 @@ class TestModel(StoreModelTest):
 
 
 class TestCrossProcess(CrossProcessConformance):
-    pass
-
-
-class TestUnreachable(UnreachableConformance):
     pass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import time
 import warnings
@@ -12,17 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from kv_core import (
-    BackendUnavailableError,
     Capability,
     KeyNotFoundError,
-    KVError,
     NotModified,
     RawEntry,
     StoreClosedError,
 )
 
 from . import _ops
-from ._errors import map_error
+from ._errors import map_error, open_error
 from ._root import Root
 from ._url import parse_file_url
 from ._walk import walk_keys
@@ -35,12 +34,11 @@ __all__ = ["LocalDriver"]
 PAGE = 512
 
 
-def _unavailable(store: str, exc: BaseException) -> BaseException:
-    if isinstance(exc, KVError):
-        return exc
-    error = BackendUnavailableError(f"cannot open the folder: {exc}", store=store)
-    error.__cause__ = exc
-    return error
+def _check_expiry(expires_at: float | None) -> None:
+    # Before any I/O: a non-finite expiry would be metadata no reader accepts (the Store
+    # checks TTLs too, but a driver may be called directly).
+    if expires_at is not None and not math.isfinite(expires_at):
+        raise ValueError(f"expires_at must be a finite number of seconds, got {expires_at!r}")
 
 
 class LocalDriver:
@@ -85,7 +83,11 @@ class LocalDriver:
         self.name = f"file:{self.root}"
         self._root = Root(str(self.root), durable=durable, syncfs=syncfs)
         # The worker must not reference the driver, or an unclosed driver is never collected.
-        self._worker = Worker(self._root, self.name, functools.partial(_unavailable, self.name))
+        self._worker = Worker(
+            self._root,
+            self.name,
+            functools.partial(open_error, path=str(self.root), store=self.name),
+        )
         self._closed = False
 
     @classmethod
@@ -175,6 +177,7 @@ class LocalDriver:
         if_absent: bool = False,
     ) -> str:
         """Store ``value`` under ``key`` atomically and return its new etag."""
+        _check_expiry(expires_at)
         op = WriteOp(
             key,
             value,
@@ -193,6 +196,7 @@ class LocalDriver:
         self, items: Sequence[tuple[str, bytes]], *, expires_at: float | None = None
     ) -> list[str]:
         """Store every item in one group commit; each write is atomic on its own."""
+        _check_expiry(expires_at)
         now = self.clock()
         ops = [WriteOp(k, v, now=now, expires_at=expires_at) for k, v in items]
         await self._commit(ops)
@@ -285,6 +289,7 @@ class LocalDriver:
         """Write chunks to a temp file through aiofiles, then commit it atomically."""
         import aiofiles
 
+        _check_expiry(expires_at)
         self._check()
         try:
             temp: StreamTemp = await self._worker.call(open_stream_temp, self._root, key)
