@@ -24,11 +24,12 @@ from ._cli_support import Kv, assert_one_line_error
 # -- get and set ---------------------------------------------------------------------------
 
 
-def test_set_then_get_prints_the_json_text_as_given(kv: Kv) -> None:
+def test_set_stores_json_as_the_codec_would_and_get_prints_it(kv: Kv) -> None:
+    # Compact UTF-8, as Store.set would write the same value: both faces agree byte for byte.
     assert kv("set", "user/1", '{"name": "Ada", "tags": [1, 2.5, null]}').code == 0
     result = kv("get", "user/1")
     assert result.code == 0
-    assert result.out == b'{"name": "Ada", "tags": [1, 2.5, null]}\n'
+    assert result.out == b'{"name":"Ada","tags":[1,2.5,null]}\n'
     assert kv.fetch("user/1") == {"name": "Ada", "tags": [1, 2.5, None]}
 
 
@@ -38,7 +39,7 @@ def test_set_reads_stdin_when_value_is_omitted_or_dash(kv: Kv, value_arg: list[s
     result = kv("set", "k", *value_arg, stdin=b'\xef\xbb\xbf  {"\xc3\xa9": "\xe2\x82\xac"}\n')
     assert result.code == 0, result
     assert kv.fetch("k") == {"é": "€"}
-    assert kv("get", "k").out == '{"é": "€"}\n'.encode()
+    assert kv("get", "k").out == '{"é":"€"}\n'.encode()
 
 
 def test_set_from_a_terminal_says_it_reads_stdin(kv: Kv) -> None:
@@ -262,6 +263,46 @@ def test_module_entry_point_runs_as_a_program() -> None:
         env=env,
         check=False,
     )
-    assert done.returncode == 1
-    assert done.stderr == "kv: no such key (key='missing', store=memory://)\n"
+    # memory:// would start empty on every call: refused, with the reason (issue 12 item 3).
+    assert done.returncode == 2
+    assert done.stderr.startswith("kv: memory:// keeps its data inside one process")
+    assert done.stderr.count("\n") == 1
     assert done.stdout == ""
+
+
+def test_a_bare_word_is_stored_as_a_string(kv: Kv) -> None:
+    # Issue 12 item 3: 'kv set x hello' is what a shell user types.
+    assert kv("set", "greeting", "hello").code == 0
+    assert kv.fetch("greeting") == "hello"
+    assert kv("get", "greeting").out == b'"hello"\n'
+    assert kv("set", "n", "42").code == 0
+    assert kv.fetch("n") == 42
+    assert kv("set", "yes", "true").code == 0
+    assert kv.fetch("yes") is True
+    assert kv("set", "phrase", "hello world").code == 0
+    assert kv.fetch("phrase") == "hello world"
+    assert kv("set", "nan", "NaN").code == 0  # not JSON, so a word like any other
+    assert kv.fetch("nan") == "NaN"
+
+
+def test_string_option_stores_the_value_as_a_string_whatever_it_looks_like(kv: Kv) -> None:
+    for text in ("01234", "42", "true", '{"a": 1}', "null"):
+        assert kv("set", "s", "--string", text).code == 0
+        assert kv.fetch("s") == text
+
+
+@pytest.mark.parametrize(
+    "typo", ['{"name": "Ada"', "[1, 2", '"unterminated', "1e999", "007", "12abc"]
+)
+def test_text_that_starts_like_json_must_be_valid_json(kv: Kv, typo: str) -> None:
+    result = kv("set", "k", typo)
+    assert result.code == 4, result
+    assert "not JSON" in result.err
+    assert "--string" in result.err
+    assert kv.fetch("k") == "<missing>"
+
+
+def test_stdin_values_must_be_json(kv: Kv) -> None:
+    result = kv("set", "k", "-", stdin=b"hello\n")
+    assert result.code == 4
+    assert kv.fetch("k") == "<missing>"

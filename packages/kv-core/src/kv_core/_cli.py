@@ -58,10 +58,13 @@ EXIT_CODES: dict[int, str] = {
 }
 
 _EPILOG = """\
-Values are JSON text. 'get' prints the value exactly as the JSON codec stored it (rich
-Python values appear in their tagged form, {"$kv": ...}); 'set' stores the JSON text it is
-given, so 'kv get a | kv set b' copies a value exactly. Use --raw on get/set for values
-that are not JSON (bytes written with another codec).
+Values are JSON. 'set' takes JSON text ('{"name": "Ada"}', 42, true, '"quoted"') and stores
+it as the JSON codec does (compact UTF-8), so Python code reading the key gets the same
+value; a bare word that is not JSON ('kv set greeting hello') is stored as a string, and
+--string stores VALUE as a string whatever it looks like ('kv set zip --string 01234').
+'get' prints the value exactly as stored (rich Python values appear in their tagged form,
+{"$kv": ...}), so 'kv get a | kv set b' copies a value. Use --raw on get/set for values that
+are not JSON (bytes written with another codec).
 
 'keys' prints one key per line, in no particular order. Keys may contain newlines: use
 'kv keys -0' for NUL-terminated output (like 'find -print0'), e.g.
@@ -69,7 +72,8 @@ that are not JSON (bytes written with another codec).
 only form that can carry a key holding NUL itself.
 
 store URL: --store, else $KV_STORE_URL, else file:./.kv (a folder, needs kv-local).
-Examples: file:./data, memory://, redis://localhost:6379/0, azure://container.
+Examples: file:./data, redis://localhost:6379/0, azure://container. (memory:// is refused:
+its data would vanish when the command exits.)
 
 exit codes:
 """ + "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES.items())
@@ -145,12 +149,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="store a JSON value under KEY (from VALUE, or stdin when omitted or '-')",
     )
     put.add_argument("key", metavar="KEY")
-    put.add_argument("value", metavar="VALUE", nargs="?", default="-", help="JSON text or '-'")
+    put.add_argument(
+        "value",
+        metavar="VALUE",
+        nargs="?",
+        default="-",
+        help="JSON text, a bare word (stored as a string), or '-' for stdin",
+    )
     put.add_argument("--ttl", type=_positive_seconds, metavar="SECONDS", help="expire after")
     cond = put.add_mutually_exclusive_group()
     cond.add_argument("--if-absent", action="store_true", help="only create, never overwrite")
     cond.add_argument("--if-match", metavar="ETAG", help="only overwrite this version")
-    put.add_argument("--raw", action="store_true", help="store the bytes as given, unchecked")
+    put_mode = put.add_mutually_exclusive_group()
+    put_mode.add_argument("--raw", action="store_true", help="store the bytes as given, unchecked")
+    put_mode.add_argument(
+        "--string", action="store_true", help="store VALUE as a JSON string, whatever it holds"
+    )
 
     delete = sub.add_parser("delete", parents=[with_store], help="delete KEY")
     delete.add_argument("key", metavar="KEY")
@@ -247,6 +261,12 @@ def main(argv: Sequence[str] | None = None, *, registry: Registry | None = None)
         args.store = os.environ.get(ENV_STORE_URL) or DEFAULT_STORE_URL
         from_default = args.store == DEFAULT_STORE_URL
     urls = [args.src, args.dst] if args.command == "copy" else [args.store]
+    if registry is None and any(u.split(":", 1)[0].lower() == "memory" for u in urls):
+        _fail(
+            "memory:// keeps its data inside one process, so every kv command would start "
+            "empty: use a folder (file:./data) or a server URL"
+        )
+        return EXIT_USAGE
     try:
         if args.command == "set":
             load_input(args)  # stdin is read before the event loop starts

@@ -1,8 +1,9 @@
 """The commands of the ``kv`` command line (see :mod:`kv_core._cli` for parsing and exits).
 
 Every command works on raw bytes through ``store.with_codec(BYTES)``: what ``get`` prints
-is exactly what is stored, and what ``set`` stores is exactly the JSON text it was given
-(checked to be UTF-8 JSON first, so a Python program using the JSON codec can read it).
+is exactly what is stored. ``set`` stores JSON as the JSON codec would (compact UTF-8), so a
+value set from the shell and the same value set from Python are the same bytes with the same
+etag; a bare word on the command line is a string, and ``--raw`` stores bytes unchecked.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ __all__ = ["BadDataError", "UsageError", "load_input", "run_command"]
 
 _BOM = b"\xef\xbb\xbf"
 _JSON_WHITESPACE = b" \t\r\n"
+#: First bytes of a command-line value that must then be valid JSON (not a bare word).
+_STARTS_JSON = frozenset(b'{["-0123456789')
 #: How many keys 'copy' moves at once (bounds memory and backend concurrency).
 _COPY_BATCH = 64
 _PROGRESS_EVERY = 0.1  # seconds between progress redraws on a terminal
@@ -45,19 +48,35 @@ def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _check_json(data: bytes) -> str | None:
-    """Return why ``data`` is not strict UTF-8 JSON, or None if it is."""
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"the number {text} is out of range")
+    return value
+
+
+def _parse_json(data: bytes) -> tuple[object, str | None]:
+    """``(value, None)`` if ``data`` is strict UTF-8 JSON, else ``(None, why not)``."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return f"not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        return None, f"not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
     if not text.strip():
-        return "empty input"
+        return None, "empty input"
     try:
-        json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float), None
     except ValueError as exc:  # json.JSONDecodeError is a ValueError
-        return str(exc)
-    return None
+        return None, str(exc)
+
+
+def _check_json(data: bytes) -> str | None:
+    """Return why ``data`` is not strict UTF-8 JSON, or None if it is."""
+    return _parse_json(data)[1]
+
+
+def _compact(value: object) -> bytes:
+    """JSON text as the JSON codec writes it (compact, UTF-8), so both faces agree."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def _stdout_bytes(data: bytes) -> None:
@@ -91,11 +110,32 @@ def load_input(args: argparse.Namespace) -> None:
     if args.raw:
         args.data = data
         return
+    if args.string:
+        try:
+            args.data = _compact(data.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise BadDataError(f"the value for key {args.key!r} is not UTF-8: {exc}") from None
+        return
     data = data.removeprefix(_BOM).strip(_JSON_WHITESPACE)
-    problem = _check_json(data)
-    if problem is not None:
-        raise BadDataError(f"the value for key {args.key!r} is not JSON: {problem}")
-    args.data = data
+    value, problem = _parse_json(data)
+    if problem is None:
+        args.data = _compact(value)
+    elif args.value != "-" and data and data[0] not in _STARTS_JSON and _is_utf8(data):
+        # A bare word on the command line ('kv set greeting hello') is a string; text that
+        # starts like an object, array, string or number must be valid JSON (a typo, or
+        # 007, is an error rather than a silently different value).
+        args.data = _compact(data.decode("utf-8"))
+    else:
+        hint = "; to store it as a string, use --string" if args.value != "-" else ""
+        raise BadDataError(f"the value for key {args.key!r} is not JSON: {problem}{hint}")
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _open(registry: Registry, url: str) -> Store[bytes]:
