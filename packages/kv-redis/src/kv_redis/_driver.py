@@ -34,13 +34,17 @@ __all__ = ["RedisDriver"]
 
 #: Redis refuses bulk strings above ``proto-max-bulk-len`` (512 MiB by default).
 MAX_VALUE_BYTES = 512 * 1024 * 1024
+#: Longest TTL accepted: expiries stay below 2^53 ms (exact in Lua's double-precision
+#: numbers, which compare etags) and far below what ``PX`` overflows at (2^63 ms).
+MAX_TTL_MS = 2**52
 _CHUNK = 500  # keys per MGET-like script call / UNLINK
 
 
 class RedisDriver:
     """Store bytes in Redis (single node or Cluster) with etags, native TTL and batches.
 
-    Values are stored verbatim at ``<prefix><key>``. The etag is the SHA1 of the value.
+    Values are stored verbatim at ``<prefix><key>``. The etag is the SHA1 of the value,
+    plus its absolute expiry when it has one (it identifies the key's state).
     Commands issued concurrently are pipelined automatically over one connection per node.
 
     Args:
@@ -148,7 +152,17 @@ class RedisDriver:
             raise StoreClosedError("driver is closed", store=self.name)
 
     def _px(self, expires_at: float) -> int:
-        return math.ceil((expires_at - self.clock()) * 1000)
+        """Milliseconds from now until ``expires_at``; ValueError (before any I/O) for an
+        expiry Redis cannot take or that etags cannot represent exactly."""
+        if not math.isfinite(expires_at):
+            raise ValueError(f"expires_at must be finite, got {expires_at!r}")
+        px = math.ceil((expires_at - self.clock()) * 1000)
+        if px > MAX_TTL_MS:
+            raise ValueError(
+                f"TTL of {px / 1000:.0f} s is over kv-redis' limit of {MAX_TTL_MS // 1000} s "
+                "(about 142,000 years)"
+            )
+        return px
 
     def _expiry(self, pttl: int, now: float | None = None) -> float | None:
         if pttl < 0:
@@ -179,8 +193,8 @@ class RedisDriver:
         )
         if reply is None:
             return None
-        value, pttl = reply
-        return RawEntry(value, lua.etag_of(value), self._expiry(pttl))
+        value, pttl, at = reply
+        return RawEntry(value, lua.etag_of(value, at), self._expiry(pttl))
 
     async def get_value(self, key: str) -> bytes | None:
         """The value alone: a plain ``GET`` (Redis never returns an expired key)."""
@@ -217,10 +231,10 @@ class RedisDriver:
         )
         if reply is None:
             return None
-        if len(reply) == 1:
+        if reply == 1:
             return NOT_MODIFIED
-        value, pttl = reply
-        return RawEntry(value, lua.etag_of(value), self._expiry(pttl))
+        value, pttl, at = reply
+        return RawEntry(value, lua.etag_of(value, at), self._expiry(pttl))
 
     async def set(
         self,
@@ -243,29 +257,36 @@ class RedisDriver:
         px = None if expires_at is None else self._px(expires_at)
         if if_match is None and not if_absent:
             if px is None:
-                command: Command = ("SET", rk, value)
-            elif px > 0:
-                command = ("SET", rk, value, "PX", px)
-            else:
-                command = ("UNLINK", rk)  # already expired: it must not be visible
-            await self._io.one(rk, command, key=key, write=True)
-            return lua.etag_of(value)
-        if if_absent and (px is None or px > 0):
-            command = ("SET", rk, value, "NX") if px is None else ("SET", rk, value, "NX", "PX", px)
-            ok = await self._io.one(rk, command, key=key, write=True)
+                await self._io.one(rk, ("SET", rk, value), key=key, write=True)
+                return lua.etag_of(value)
+            if px <= 0:  # already expired: it must not be visible
+                await self._io.one(rk, ("UNLINK", rk), key=key, write=True)
+                return lua.etag_of(value)
+            # The etag includes the absolute expiry, which only the server's clock knows.
+            at = await self._io.one(
+                rk,
+                lua.SET_PX.evalsha([rk], value, px),
+                key=key,
+                write=True,
+                fallback=lua.SET_PX.eval([rk], value, px),
+            )
+            return lua.etag_of(value, at)
+        if if_absent and px is None:
+            ok = await self._io.one(rk, ("SET", rk, value, "NX"), key=key, write=True)
+            at = -1 if ok else None
         else:
             argv = (value, "a" if if_absent else "m", if_match or "", "" if px is None else px)
-            ok = await self._io.one(
+            at = await self._io.one(
                 rk,
                 lua.SET_IF.evalsha([rk], *argv),
                 key=key,
                 write=True,
                 fallback=lua.SET_IF.eval([rk], *argv),
             )
-        if not ok:
+        if at is None:
             why = "key exists" if if_absent else "etag does not match (or key missing)"
             raise PreconditionFailedError(why, key=key, store=self.name)
-        return lua.etag_of(value)
+        return lua.etag_of(value, at)
 
     async def delete(self, key: str, *, if_match: str | None = None) -> bool:
         """Remove ``key``; True if a live key was removed."""
@@ -360,13 +381,13 @@ class RedisDriver:
             for reply in (values, ttls):
                 if isinstance(reply, ResponseError):
                     self._raise_reply(reply, keys[group[0]], False)
-            pttls = ttls.split(b",")
+            numbers = ttls.split(b",")
             for j, i in enumerate(group):
                 value = values[j]
                 if value is not None:
-                    pttl = int(pttls[j])
+                    pttl, at = int(numbers[2 * j]), int(numbers[2 * j + 1])
                     expires = now if pttl == -2 else self._expiry(pttl, now)
-                    out[i] = RawEntry(value, lua.etag_of(value), expires)
+                    out[i] = RawEntry(value, lua.etag_of(value, at), expires)
         return out
 
     async def set_many(
@@ -383,6 +404,7 @@ class RedisDriver:
         px = None if expires_at is None else self._px(expires_at)
         rkeys = [self._prefix + key.encode() for key, _ in items]
         commands: list[tuple[bytes, Command]] = []
+        fallback: Callable[[int], Command] | None = None
         if px is None:
             # One MSET per group (per slot on a cluster): one reply to parse, not n.
             for group in self._groups(rkeys):
@@ -391,16 +413,27 @@ class RedisDriver:
                     args += (rkeys[i], items[i][1])
                 commands.append((rkeys[group[0]], args))
         elif px > 0:
+            # Each reply is the expiry the server set: the etags need it.
+            script = lua.SET_PX
             commands = [
-                (rk, ("SET", rk, v, "PX", px)) for rk, (_, v) in zip(rkeys, items, strict=False)
+                (rk, script.evalsha([rk], v, px)) for rk, (_, v) in zip(rkeys, items, strict=True)
             ]
+
+            def resend(i: int) -> Command:
+                return script.eval([rkeys[i]], items[i][1], px)
+
+            fallback = resend
+
         else:
             commands = [(rk, ("UNLINK", rk)) for rk in rkeys]
-        replies = await self._io.many(commands, write=True)
+        replies = await self._io.many(commands, write=True, fallback=fallback)
         for reply in replies:
             if isinstance(reply, ResponseError):
                 self._raise_reply(reply, None, True)
-        return lua.LazyEtags([value for _, value in items])
+        values = [value for _, value in items]
+        if px is not None and px > 0:
+            return lua.LazyEtags(values, [int(r) for r in replies])
+        return lua.LazyEtags(values)
 
     async def delete_many(self, keys: Sequence[str]) -> int:
         """Delete ``keys``; return how many existed."""

@@ -1,8 +1,12 @@
 """Lua scripts for the operations that must be atomic, and the etag they agree on.
 
-The etag of a value is the SHA1 of its bytes in lower-case hex: Redis computes the same
-string with ``redis.sha1hex`` inside a script, so a conditional write compares etags on
-the server in one round trip, and reads compute it locally with :mod:`hashlib`.
+An etag identifies a key's *state*: its value and its expiry. It is the SHA1 of the value
+in lower-case hex, followed by ``:<absolute expiry in Unix milliseconds>`` when the key
+has a TTL (``PEXPIRETIME``, Redis 7.0+). Redis computes the same string inside a script
+(``redis.sha1hex`` and ``PEXPIRETIME``), so a conditional write compares etags on the
+server in one round trip, and reads compute it locally with :mod:`hashlib` from the value
+and the expiry the server reported. A TTL-only rewrite changes the expiry, hence the etag;
+rewriting the same bytes with the same absolute expiry keeps it (content-derived).
 """
 
 from __future__ import annotations
@@ -18,15 +22,21 @@ __all__ = [
     "GET_IF_CHANGED",
     "SCRIPTS",
     "SET_IF",
+    "SET_PX",
     "TTLS",
+    "LazyEtags",
     "Script",
     "etag_of",
 ]
 
 
-def etag_of(value: bytes) -> str:
-    """The etag of ``value``: SHA1 hex, exactly what ``redis.sha1hex`` returns."""
-    return hashlib.sha1(value).hexdigest()
+def etag_of(value: bytes, expires_ms: int = -1) -> str:
+    """The etag of ``value`` stored with absolute expiry ``expires_ms`` (-1: none).
+
+    Exactly what :data:`ETAG_LUA` computes on the server.
+    """
+    sha = hashlib.sha1(value).hexdigest()
+    return sha if expires_ms < 0 else f"{sha}:{expires_ms}"
 
 
 class LazyEtags(Sequence[str]):
@@ -36,10 +46,11 @@ class LazyEtags(Sequence[str]):
     than a tenth of an ``MSET`` round trip.
     """
 
-    __slots__ = ("_values",)
+    __slots__ = ("_expiries", "_values")
 
-    def __init__(self, values: list[bytes]) -> None:
+    def __init__(self, values: list[bytes], expiries: Sequence[int] | None = None) -> None:
         self._values = values
+        self._expiries = expiries
 
     def __len__(self) -> int:
         return len(self._values)
@@ -51,8 +62,9 @@ class LazyEtags(Sequence[str]):
 
     def __getitem__(self, index: int | slice) -> str | list[str]:
         if isinstance(index, slice):
-            return [etag_of(v) for v in self._values[index]]
-        return etag_of(self._values[index])
+            return [self[i] for i in range(len(self._values))[index]]
+        at = -1 if self._expiries is None else self._expiries[index]
+        return etag_of(self._values[index], at)
 
     def __eq__(self, other: object) -> bool:
         # Compares like the list of etags it stands for.
@@ -85,67 +97,94 @@ class Script:
         return ("EVAL", self.source, len(keys), *keys, *args)
 
 
-#: -> false if missing, else {value, pttl}. PTTL is read in the same atomic step.
+#: Lua: the etag of the value ``v`` stored at ``k`` (see :func:`etag_of`). Expiries are
+#: formatted with ``%d`` (Lua numbers are doubles; kv keeps them below 2^53 ms).
+ETAG_LUA = """
+local function etag(k, v)
+  local at = redis.call('PEXPIRETIME', k)
+  if at < 0 then return redis.sha1hex(v) end
+  return redis.sha1hex(v) .. ':' .. string.format('%d', at)
+end
+"""
+
+#: -> false if missing, else {value, pttl, expiry ms}, read in one atomic step.
 GET = Script(
     """
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
-return {v, redis.call('PTTL', KEYS[1])}
+return {v, redis.call('PTTL', KEYS[1]), redis.call('PEXPIRETIME', KEYS[1])}
 """
 )
 
-#: -> "pttl1,...,pttln" for KEYS. Sent right after an MGET of the same keys: values
-#: never pass through Lua (converting 100 KiB through Lua costs Redis ~10x the MGET), and
-#: the TTLs travel as one string because parsing n integers one by one costs more.
+#: -> "pttl1,at1,...,pttln,atn" for KEYS. Sent right after an MGET of the same keys:
+#: values never pass through Lua (converting 100 KiB through Lua costs Redis ~10x the
+#: MGET), and the numbers travel as one string because parsing 2n integers one by one
+#: costs more.
 TTLS = Script(
     """
 local t = {}
-for i, k in ipairs(KEYS) do t[i] = redis.call('PTTL', k) end
+for i, k in ipairs(KEYS) do
+  t[2 * i - 1] = string.format('%d', redis.call('PTTL', k))
+  t[2 * i] = string.format('%d', redis.call('PEXPIRETIME', k))
+end
 return table.concat(t, ',')
 """
 )
 
-#: ARGV: value, mode ('a' absent | 'm' match), etag, px ('' none, <= 0 expired at once).
-#: -> 1 written, 0 precondition failed.
-SET_IF = Script(
+#: ARGV: value, px (> 0). An unconditional write with a TTL; -> the expiry it set (ms),
+#: which the etag needs and only the server's clock knows.
+SET_PX = Script(
     """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return redis.call('PEXPIRETIME', KEYS[1])
+"""
+)
+
+#: ARGV: value, mode ('a' absent | 'm' match), etag, px ('' none, <= 0 expired at once).
+#: -> false if the precondition failed, else the new expiry in ms (-1 none, -2 deleted).
+SET_IF = Script(
+    ETAG_LUA
+    + """
 local cur = redis.call('GET', KEYS[1])
 if ARGV[2] == 'a' then
-  if cur then return 0 end
-elseif not cur or redis.sha1hex(cur) ~= ARGV[3] then
-  return 0
+  if cur then return false end
+elseif not cur or etag(KEYS[1], cur) ~= ARGV[3] then
+  return false
 end
 if ARGV[4] == '' then
   redis.call('SET', KEYS[1], ARGV[1])
+  return -1
 elseif tonumber(ARGV[4]) > 0 then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
-else
-  redis.call('DEL', KEYS[1])
+  return redis.call('PEXPIRETIME', KEYS[1])
 end
-return 1
+redis.call('DEL', KEYS[1])
+return -2
 """
 )
 
 #: ARGV: etag. -> 1 deleted, 0 precondition failed (stale etag or missing).
 DELETE_IF = Script(
-    """
+    ETAG_LUA
+    + """
 local cur = redis.call('GET', KEYS[1])
-if not cur or redis.sha1hex(cur) ~= ARGV[1] then return 0 end
+if not cur or etag(KEYS[1], cur) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 return 1
 """
 )
 
-#: ARGV: etag. -> false if missing, {pttl} if unchanged, {value, pttl} if changed.
+#: ARGV: etag. -> false if missing, 1 if unchanged (value and expiry), else
+#: {value, pttl, expiry ms}.
 GET_IF_CHANGED = Script(
-    """
+    ETAG_LUA
+    + """
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
-local ttl = redis.call('PTTL', KEYS[1])
-if redis.sha1hex(v) == ARGV[1] then return {ttl} end
-return {v, ttl}
+if etag(KEYS[1], v) == ARGV[1] then return 1 end
+return {v, redis.call('PTTL', KEYS[1]), redis.call('PEXPIRETIME', KEYS[1])}
 """
 )
 
 #: Every script, loaded on each new connection (SCRIPT LOAD) so EVALSHA hits the cache.
-SCRIPTS = (GET, TTLS, SET_IF, DELETE_IF, GET_IF_CHANGED)
+SCRIPTS = (GET, TTLS, SET_PX, SET_IF, DELETE_IF, GET_IF_CHANGED)
