@@ -540,3 +540,43 @@ def test_typed_decoding_of_an_unknown_enum_value_is_an_error() -> None:
     data = JSONCodec(Tagged).encode(Tagged(Colour.RED, Rank.LOW, Perm.READ, Mode.FAST))
     with pytest.raises(ValueError, match="purple"):
         JSONCodec(Tagged).decode(data.replace(b'"red"', b'"purple"'))
+
+
+# -- the private CPython internals the fast paths use (issue 11, "Also") -----------------
+
+
+def test_the_prebuilt_c_encoder_writes_what_the_public_encoder_writes() -> None:
+    from kv_core import _json
+
+    fast = _json._c_encoder()
+    assert fast is not None, "this CPython's c_make_encoder signature changed: fast path off"
+    for value in [*JSON_VALUES, {"é": ["\u2028", 1.5e300, -0.0, 2**70]}]:
+        assert fast(value) == _json._dumps(value)
+
+
+def test_without_the_c_encoder_the_codec_falls_back_to_the_json_module(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kv_core import _json
+
+    monkeypatch.setattr(json.encoder, "c_make_encoder", None)
+    assert _json._c_encoder() is None
+
+    def wrong_signature(*args: object) -> object:
+        raise TypeError("c_make_encoder() takes 10 arguments")
+
+    monkeypatch.setattr(json.encoder, "c_make_encoder", wrong_signature)
+    assert _json._c_encoder() is None  # a future signature turns the fast path off, not kv
+
+
+def test_the_direct_scanner_reads_what_json_loads_reads() -> None:
+    from kv_core import _json
+
+    loads = _json._c_loads(None)
+    for value in JSON_VALUES:
+        data = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        assert loads(data) == json.loads(data)
+    for odd in (b" 1", b"1 ", b"\xef\xbb\xbf{}", '"\u00e9"'.encode("utf-16")):
+        assert loads(odd) == json.loads(odd)  # handed to json.loads, which decides
+    with pytest.raises(ValueError):
+        loads(b"[1,")
