@@ -121,9 +121,7 @@ def _matches(expected: list[str], actual: list[str]) -> bool:
 
 
 @pytest.mark.parametrize("block", SHELL, ids=[b.id for b in SHELL])
-def test_shell_example_runs_as_shown(
-    block: Block, servers: dict[str, str], tmp_path: Path
-) -> None:
+def test_shell_example_runs_as_shown(block: Block, servers: dict[str, str], tmp_path: Path) -> None:
     steps = _session(_local_urls(block.text, servers))
     marker = "__kv_readme_step__"
     script = "".join(f"{cmd}\necho {marker} $?\n" for cmd, _ in steps)
