@@ -65,6 +65,7 @@ class Ledger:
         self.errors: collections.Counter[str] = collections.Counter()
         self.n_acked = 0
         self.n_failed = 0
+        self.unknown_applied = 0
         # (key, version read or None, version known acknowledged before, last sent after)
         self.reads: list[tuple[str, int | None, int, int]] = []
         self._progress = asyncio.Event()
@@ -123,13 +124,21 @@ class Ledger:
         return wrong
 
     def judge(self, final: dict[str, Any]) -> tuple[list[str], list[str]]:
-        """Compare the final ``{key: value}`` with the record: (lost keys, wrong keys)."""
+        """Compare the final ``{key: value}`` with the record: (lost keys, wrong keys).
+
+        Also counts ``unknown_applied``: keys whose final value came from a write that
+        ended in OutcomeUnknownError (it did happen after all).
+        """
         lost, wrong = [], []
+        self.unknown_applied = 0
         for key in self.sent:
             version = None if key not in final else _version(key, final[key])
             acked = self.acked.get(key)
-            allowed = {acked} | {u for u in self.unknown[key] if acked is None or u > acked}
-            if version in allowed:
+            unknown = {u for u in self.unknown[key] if acked is None or u > acked}
+            if version in unknown:
+                self.unknown_applied += 1
+                continue
+            if version == acked:
                 continue
             if acked is not None and (version is None or version < acked):
                 lost.append(key)
@@ -204,6 +213,7 @@ def figure(name: str, ledger: Ledger, lost: int, wrong: int, **extra: object) ->
         f"wrong_reads={wrong}",
         f"reads={len(ledger.reads)}",
         f"unknown_outcome={sum(len(v) for v in ledger.unknown.values())}",
+        f"unknown_applied={ledger.unknown_applied}",
         *(f"{k}={v}" for k, v in extra.items()),
         f"errors={dict(sorted(ledger.errors.items()))}",
     ]
