@@ -192,3 +192,30 @@ async def test_a_restart_while_idle_costs_no_error(aof_server: RedisServer) -> N
         assert driver.stats()[0] - trips == 2
     finally:
         await driver.aclose()
+
+
+async def test_a_connection_killed_while_idle_is_replaced_before_writing() -> None:
+    # Issue 12 item 6: a set issued right after CLIENT KILL got OutcomeUnknownError 6 times
+    # in 6 although nothing ran. The kill is sent by a blocking client, so the event loop
+    # has not run since and the reader has not seen the EOF: only the socket knows.
+    import redis
+
+    server = start_redis()
+    driver = RedisDriver.from_url(f"{server.url}?client_name=kv-idle-victim", prefix="kill:")
+    killer = redis.Redis.from_url(server.url)
+    try:
+        for i in range(6):
+            await driver.set("k", b"%d" % i)
+            victims = [c for c in killer.client_list() if c["name"] == "kv-idle-victim"]
+            assert len(victims) == 1
+            killer.client_kill_filter(_id=victims[0]["id"])  # blocks the loop meanwhile
+            trips = driver.stats()[0]
+            await driver.set("k", b"after %d" % i)  # not OutcomeUnknownError
+            assert driver.stats()[0] - trips == 1  # sent once, on a new connection
+            entry = await driver.get("k")
+            assert entry is not None
+            assert entry.value == b"after %d" % i
+    finally:
+        killer.close()
+        await driver.aclose()
+        server.stop()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import select
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -50,11 +51,97 @@ class _Failed(Exception):
         self.none_sent = none_sent
 
 
+#: Write this much, then wait until the socket took it before writing more: bounds the
+#: memory a big batch holds in the transport's buffer, and makes each wait a measure of
+#: progress. Values larger than this are written in slices of this size, uncopied.
+_SLICE = 1 << 20
+
+
+def _readable(transport: asyncio.WriteTransport) -> bool:
+    """True if the socket has something to read (EOF, data, an error) right now.
+
+    An idle connection has nothing to read: the server closed it (restart, ``CLIENT
+    KILL``, idle timeout) and the event loop has not run since, so the reader does not know
+    yet. One non-blocking ``poll``, no read.
+    """
+    sock = transport.get_extra_info("socket")
+    fd = sock.fileno() if sock is not None else -1
+    if fd < 0:
+        return True
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [fd], 0)[0])  # pragma: no cover - Windows
+
+
 def _alive(conn: AbstractConnection) -> bool:
-    # A server that restarted while we were idle leaves an EOF on the reader: detect it
-    # before writing so the command goes to a fresh connection instead of being lost.
+    # A connection the server closed while we were idle must be noticed before writing,
+    # so the command goes to a fresh connection instead of being lost with an unknown
+    # outcome: the reader may have seen the EOF already; if the loop has not run since,
+    # the socket itself says so.
     reader = getattr(conn, "_reader", None)
-    return bool(conn.is_connected) and reader is not None and not reader.at_eof()
+    writer = getattr(conn, "_writer", None)
+    if not conn.is_connected or reader is None or writer is None or reader.at_eof():
+        return False
+    return not _readable(writer.transport)
+
+
+class _Watchdog:
+    """Abort a round trip when nothing moved for ``timeout`` seconds.
+
+    Progress is any change in: replies read, bytes waiting in our send buffer, bytes
+    waiting in our receive buffer. One timer per round trip, re-armed every quarter of
+    the timeout only while the round trip lasts, so a big batch that keeps moving never
+    times out and a stalled server is detected after ``timeout`` to ``1.25 * timeout``.
+    """
+
+    __slots__ = (
+        "_handle",
+        "_last",
+        "_loop",
+        "_reader",
+        "_seen",
+        "_timeout",
+        "_transport",
+        "expired",
+        "replies",
+    )
+
+    def __init__(
+        self,
+        timeout: float,
+        transport: asyncio.WriteTransport,
+        reader: asyncio.StreamReader,
+        replies: list[Any],
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._timeout = timeout
+        self._transport = transport
+        self._reader = reader
+        self.replies = replies
+        self.expired = False
+        self._seen = self._state()
+        self._last = self._loop.time()
+        self._handle = self._loop.call_later(timeout / 4, self._tick)
+
+    def _state(self) -> tuple[int, int, int]:
+        buffer = getattr(self._reader, "_buffer", b"")  # stdlib internal; optional
+        return len(self.replies), self._transport.get_write_buffer_size(), len(buffer)
+
+    def _tick(self) -> None:
+        now = self._loop.time()
+        state = self._state()
+        if state != self._seen:
+            self._seen, self._last = state, now
+        elif now - self._last >= self._timeout:
+            self.expired = True
+            self._transport.abort()  # wakes the pending read or drain with an error
+            return
+        self._handle = self._loop.call_later(self._timeout / 4, self._tick)
+
+    def cancel(self) -> None:
+        self._handle.cancel()
 
 
 class Multiplexer:
@@ -194,38 +281,22 @@ class Multiplexer:
         packed = pack(commands)
         self.round_trips += 1
         self.commands += len(commands)
-        try:
-            writer = conn._writer
-            if writer is None:  # pragma: no cover - _connection() just connected it
-                raise ConnectionError("not connected")
-            writer.writelines(packed)
-            # Small writes go straight to the socket; only wait (bounded) when they did not.
-            if writer.transport.get_write_buffer_size():
-                await asyncio.wait_for(writer.drain(), conn.socket_timeout)
-        except BaseException as exc:
-            await conn.disconnect(nowait=True)
-            if isinstance(exc, Exception):
-                raise _Failed(LostError(exc), [], none_sent=False) from exc
-            raise
-        # One deadline per round trip (not one timer per reply): when it passes, the
-        # transport is aborted, which wakes the pending read with a connection error.
-        expired = False
-        timer: asyncio.TimerHandle | None = None
+        writer, reader = conn._writer, conn._reader
+        if writer is None or reader is None:  # pragma: no cover - just connected
+            raise _Failed(NotSentError(ConnectionError("not connected")), [], none_sent=True)
+        transport = writer.transport
+        replies: list[Any] = []
+        # A timeout means the server made no progress for that long, not that the batch
+        # was big: one watchdog per round trip (see _Watchdog), no timer per reply.
         timeout = conn.socket_timeout
-        if timeout:
-            transport = writer.transport
-
-            def expire() -> None:
-                nonlocal expired
-                expired = True
-                transport.abort()
-
-            timer = asyncio.get_running_loop().call_later(timeout, expire)
+        watchdog = _Watchdog(timeout, transport, reader, replies) if timeout else None
         # The parser directly: error replies come back as values (isolated per command)
         # and we skip read_response()'s per-reply timeout and bookkeeping.
         read = conn._read_response_from_parser
-        replies: list[Any] = []
+        sending = True
         try:
+            await self._send(writer, packed)
+            sending = False
             for _ in commands:
                 replies.append(await read())
         except BaseException as exc:
@@ -236,14 +307,43 @@ class Multiplexer:
                 # The server refused this command while loading its data set.
                 raise _Failed(NotSentError(exc), replies, none_sent=False) from exc
             cause: Exception = exc
-            if expired:
-                cause = RedisTimeoutError(f"no reply within {timeout} s")
+            if watchdog is not None and watchdog.expired:
+                what = "sending" if sending else "replies"
+                cause = RedisTimeoutError(f"no progress for {timeout} s ({what})")
                 cause.__cause__ = exc
             raise _Failed(LostError(cause), replies, none_sent=False) from exc
         finally:
-            if timer is not None:
-                timer.cancel()
+            if watchdog is not None:
+                watchdog.cancel()
         return replies
+
+    @staticmethod
+    async def _send(writer: asyncio.StreamWriter, chunks: list[bytes]) -> None:
+        """Write ``chunks`` with flow control: at most about one slice waits in memory.
+
+        ``writelines`` would first join everything (a copy of every value) and leave it
+        all in the transport's buffer; a batch of a thousand 1 MiB values then held 2 GiB.
+        """
+        transport = writer.transport
+        for chunk in chunks:
+            size = len(chunk)
+            if size <= _SLICE:
+                writer.write(chunk)
+            else:
+                view = memoryview(chunk)
+                for start in range(0, size, _SLICE):
+                    writer.write(view[start : start + _SLICE])
+                    if transport.get_write_buffer_size() > _SLICE:
+                        await Multiplexer._drain(writer)
+            if transport.get_write_buffer_size() > _SLICE:
+                await Multiplexer._drain(writer)
+
+    @staticmethod
+    async def _drain(writer: asyncio.StreamWriter) -> None:
+        await writer.drain()
+        if writer.transport.is_closing():
+            # Aborted (by the watchdog, or the peer reset): drain() may return quietly.
+            raise ConnectionError("connection closed while sending")
 
     async def aclose(self) -> None:
         """Let queued commands finish, then close the connection."""
