@@ -28,6 +28,7 @@ from ._corpus import JSON_VALUES, RICH_VALUES, WEIRD_KEYS
 from ._fixtures import StoreFixtures
 from ._listing import ListingConformance
 from ._state import StateConformance
+from ._sync import SyncConformance
 from ._ttl import TTLConformance
 
 __all__ = ["DriverConformance"]
@@ -252,6 +253,11 @@ class BasicConformance(StoreFixtures):
 
 
 class DriverConformance(
-    BasicConformance, ConcurrencyConformance, StateConformance, TTLConformance, ListingConformance
+    BasicConformance,
+    ConcurrencyConformance,
+    StateConformance,
+    TTLConformance,
+    ListingConformance,
+    SyncConformance,
 ):
     """The whole conformance suite. Subclass it once per driver (one line)."""
