@@ -29,7 +29,7 @@ class SyncConformance:
         """A blocking store over a fresh driver, namespaced so it can be cleared alone."""
         root: SyncStore[Any]
         with SyncStore(kv_harness.make_driver()) as root:
-            store = root.namespace("sync-conformance")
+            store: SyncStore[Any] = root.namespace("sync-conformance")
             store.clear()
             yield store
             store.clear()
