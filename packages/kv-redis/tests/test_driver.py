@@ -305,3 +305,37 @@ async def test_unix_socket_url(tmp_path_factory: pytest.TempPathFactory) -> None
 
 def _unix_server(sock: str) -> RedisServer:
     return start_redis(extra_args=["--unixsocket", sock, "--unixsocketperm", "700"])
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("redis://127.0.0.1:6390/notadb", "'notadb'"),
+        ("redis://127.0.0.1:6390/0/1", "'0/1'"),
+        ("redis://127.0.0.1:6390/-1", "'-1'"),
+        ("redis://127.0.0.1:6390/0?db=two", "db= query option"),
+        ("unix:///tmp/redis.sock?db=x", "db= query option"),
+        ("redis+cluster://127.0.0.1:7000/2", "only database 0"),
+        ("redis://127.0.0.1:99999/0", "port"),
+    ],
+)
+def test_url_mistakes_fail_at_open_naming_the_part(url: str, named: str) -> None:
+    # Issue 11 item 6: "/notadb" silently used database 0.
+    with pytest.raises(ValueError, match=r"database|port") as info:
+        open_store(url)
+    assert named in str(info.value)
+
+
+async def test_a_database_the_server_lacks_is_a_configuration_error(redis_url: str) -> None:
+    # Issue 11 item 6: "/99" raised BackendUnavailableError ("safe to retry"). The server
+    # alone knows how many databases it has, so this is found by the first operation.
+    base = redis_url.rsplit("/", 1)[0]
+    store = open_store(f"{base}/99", prefix="nodb:")
+    try:
+        with pytest.raises(BackendError) as info:
+            await store.set("k", 1)
+        assert not isinstance(info.value, BackendUnavailableError)
+        assert "DB index is out of range" in str(info.value)
+        assert "/99" in str(info.value)
+    finally:
+        await store.aclose()

@@ -47,14 +47,31 @@ def split_url(url: str) -> tuple[bool, str, dict[str, str], str]:
     rest = urlencode([(k, v) for k, v in query if k != "prefix"])
     client_url = urlunsplit((client_scheme, parts.netloc, parts.path, rest, ""))
     if scheme == "unix":
-        db = dict(query).get("db", "0")
-        redacted = f"unix://{parts.path}?db={db}"
-    else:
-        host = parts.hostname or "localhost"
+        db = _database(dict(query).get("db", "0"), "the db= query option", url)
+        return cluster, client_url, ours, f"unix://{parts.path}?db={db}"
+    host = parts.hostname or "localhost"
+    try:
         port = parts.port or 6379
-        path = "" if cluster else (parts.path if parts.path not in ("", "/") else "/0")
-        redacted = f"{scheme}://{host}:{port}{path}"
+    except ValueError as exc:
+        raise ValueError(f"bad port in Redis URL {scheme}://{host}:...: {exc}") from None
+    where = f"{scheme}://{host}:{port}"
+    # redis-py silently ignores a path it cannot read as a number (database 0 then).
+    db = _database(parts.path[1:] if parts.path not in ("", "/") else "0", "the URL path", where)
+    if "db" in dict(query):
+        db = _database(dict(query)["db"], "the db= query option", where)
+    if cluster and db:
+        raise ValueError(f"Redis Cluster has only database 0, got {db} in {where}")
+    redacted = where if cluster else f"{where}/{db}"
     return cluster, client_url, ours, redacted
+
+
+def _database(text: str, part: str, where: str) -> int:
+    """The database number ``text`` taken from ``part`` of the URL, or ValueError."""
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(
+            f"the database in {part} of {where} must be a number such as 0, got {text!r}"
+        )
+    return int(text)
 
 
 def describe_client(client: Redis | RedisCluster) -> str:

@@ -20,7 +20,7 @@ from kv_core import (
     KVError,
     OutcomeUnknownError,
 )
-from redis.exceptions import AuthenticationError, RedisError, ResponseError
+from redis.exceptions import AuthenticationError, BusyLoadingError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 __all__ = ["LostError", "NotSentError", "TransportError", "to_kv_error"]
@@ -56,6 +56,19 @@ def to_kv_error(exc: BaseException, *, key: str | None, store: str, write: bool)
     detail = f"{type(cause).__name__}: {cause}"
     if isinstance(cause, AuthenticationError):
         return BackendError(f"Redis refused the credentials ({detail})", key=key, store=store)
+    if (
+        isinstance(exc, NotSentError)
+        and isinstance(cause, ResponseError)
+        and not isinstance(cause, BusyLoadingError)
+    ):
+        # The server refused the handshake (SELECT of a database it does not have, a
+        # client name it rejects): a setting to fix, not an outage to wait out.
+        return BackendError(
+            f"Redis refused the connection settings from the URL or options, such as the "
+            f"database number ({detail})",
+            key=key,
+            store=store,
+        )
     if isinstance(exc, NotSentError):
         return BackendUnavailableError(f"cannot reach Redis ({detail})", key=key, store=store)
     if isinstance(exc, LostError):
