@@ -41,7 +41,9 @@ async def main(root: Path) -> None:
         for key in DEEP:
             etag = await driver.set(key, key.encode())
             entry = await driver.get(key)
-            assert entry is not None and entry.value == key.encode() and entry.etag == etag
+            assert entry is not None
+            assert entry.value == key.encode()
+            assert entry.etag == etag
             assert await driver.exists(key)
         ttl_key = "t/" * 300 + "ttl"
         await driver.set(ttl_key, b"soon", expires_at=1.0)  # already expired
