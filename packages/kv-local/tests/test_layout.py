@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -110,13 +111,40 @@ async def test_values_are_plain_files_a_person_can_read(tmp_path: Path) -> None:
     assert not (tmp_path / "config#meta").exists()  # metadata only when needed
 
 
-async def test_foreign_files_in_the_root_are_not_listed(tmp_path: Path) -> None:
+async def test_which_files_in_the_root_are_keys(tmp_path: Path) -> None:
+    """A regular file whose name is a key's name *is* that key (values are stored verbatim,
+    so nothing else marks them): ``data.bin`` or diskcache's ``cache.db`` dropped in the
+    root are listed, read and cleared like keys. Everything else is ignored: names
+    kv-local never writes (upper case, bad escapes, ``#``), folders that are not key
+    levels, links, FIFOs."""
     driver = LocalDriver(tmp_path)
     try:
         await driver.set("k", b"1")
-        (tmp_path / "README.md").write_text("not a key")
-        (tmp_path / "%zz").write_text("not an escape")
-        assert [k async for k in driver.keys()] == ["k"]
+        (tmp_path / "data.bin").write_bytes(b"\x00\x01")
+        (tmp_path / "cache.db").write_bytes(b"SQLite format 3\x00")
+        for ignored in ("README.md", "%zz", "%4a", "notes#1"):
+            (tmp_path / ignored).write_text("not a key")
+        (tmp_path / "folder").mkdir()
+        (tmp_path / "folder" / "inside").write_text("not under a key level")
+        (tmp_path / "link").symlink_to(tmp_path / "data.bin")
+        os.mkfifo(tmp_path / "fifo")
+        assert sorted([k async for k in driver.keys()]) == ["cache.db", "data.bin", "k"]
+        entry = await driver.get("data.bin")
+        assert entry is not None
+        assert entry.value == b"\x00\x01"
+        assert await driver.clear() == 3
+        left = sorted(os.listdir(tmp_path))
+        assert left == [
+            "#lock",
+            "#owners",
+            "%4a",
+            "%zz",
+            "README.md",
+            "fifo",
+            "folder",
+            "link",
+            "notes#1",
+        ]
     finally:
         await driver.aclose()
 
