@@ -6,6 +6,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, TypeVar, cast
 
 from ._driver import Capability
+from ._files import MODES, KVFile
 from ._store_base import Seconds, StoreBase, expiry
 
 __all__ = ["StreamOps"]
@@ -19,6 +20,34 @@ class StreamOps(StoreBase[T]):
     """write_stream and read_stream."""
 
     __slots__ = ()
+
+    # -- files ---------------------------------------------------------------------------
+
+    def open(self, key: str, mode: str = "rb", *, ttl: Seconds | None = None) -> KVFile:
+        """An async file over the raw bytes of ``key`` (whatever the store's codec).
+
+        ``async with store.open("logs/app.log", "wb") as f: await f.write(b"...")``.
+        Modes: ``rb`` (KeyNotFoundError if missing), ``wb`` (replace), ``xb`` (create only:
+        PreconditionFailedError if the key exists), ``ab`` (append; creates a missing
+        key) and ``r+b`` (read and write in place). Written data becomes visible all at
+        once when the block exits cleanly and is discarded if it raises; ``ab`` and
+        ``r+b`` commit only if nobody wrote the key since it was opened
+        (PreconditionFailedError otherwise). ``ttl`` sets the expiry of what is written;
+        without it ``wb``/``xb`` write a key that never expires and ``ab``/``r+b`` keep
+        the key's expiry.
+        """
+        self._check_open()
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {sorted(MODES)}, not {mode!r}")
+        if mode == "rb" and ttl is not None:
+            raise ValueError("ttl has no meaning for a file opened for reading")
+        return KVFile(
+            self._driver,
+            self._full(key),
+            mode,
+            expires_at=expiry(self._clock, ttl),
+            keep_expiry=ttl is None,
+        )
 
     # -- streams -------------------------------------------------------------------------
 

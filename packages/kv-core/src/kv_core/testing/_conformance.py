@@ -25,6 +25,7 @@ from .._errors import (
 from .._store import Store
 from ._concurrency import ConcurrencyConformance
 from ._corpus import JSON_VALUES, RICH_VALUES, WEIRD_KEYS
+from ._files import FilesConformance
 from ._fixtures import StoreFixtures
 from ._listing import ListingConformance
 from ._state import StateConformance
@@ -259,5 +260,6 @@ class DriverConformance(
     TTLConformance,
     ListingConformance,
     SyncConformance,
+    FilesConformance,
 ):
     """The whole conformance suite. Subclass it once per driver (one line)."""
