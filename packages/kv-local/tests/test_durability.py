@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
+import json
 import os
 import random
 import shutil
@@ -15,64 +15,142 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kv_core import BackendError
+from kv_core import BYTES, BackendError, Store
+from kv_core.testing import UrlHarness, cross_process_increments
 from kv_local import LocalDriver
 
 from ._helpers import temp_files
+from ._killed_writer import BLOB_KEYS, COUNTER, parse_value
 
 WRITER = Path(__file__).with_name("_killed_writer.py")
-KEYS = ("flat", "a/b/c", "deep/" * 8 + "x", "long/" + "é" * 300, "ttl/one", "ttl/two")
+KILLS = 20
 
 
-def _whole(key: str, value: bytes) -> bool:
-    digest, _, payload = value.partition(b"\n")
-    return hashlib.sha256(payload).hexdigest().encode() == digest and payload.startswith(
-        f"{key}|".encode()
-    )
+def _acks(log: Path) -> tuple[dict[str, int], list[int]]:
+    """The last acknowledged sequence number of each key, and every counter value acked.
+
+    A line cut short by the kill (no newline yet) was not acknowledged.
+    """
+    sets: dict[str, int] = {}
+    incs: list[int] = []
+    text = log.read_text() if log.exists() else ""
+    for line in text.split("\n")[:-1]:
+        kind, rest = line.split(" ", 1)
+        if kind == "set":
+            key, seq = rest.rsplit(" ", 1)
+            sets[key] = max(sets.get(key, 0), int(seq))
+        else:
+            incs.append(int(rest))
+    return sets, incs
 
 
-async def _check_after_crash(root: Path) -> None:
-    driver = LocalDriver(root)
-    try:
-        for key in KEYS:
-            entry = await driver.get(key)
-            assert entry is not None, key
-            assert _whole(key, entry.value), f"{key!r} holds a partial or mixed value"
-        assert temp_files(root) == [], "a temp file survived reopening"
-        assert sorted([k async for k in driver.keys()]) == sorted(KEYS)
-    finally:
-        await driver.aclose()
+class Figures:
+    def __init__(self) -> None:
+        self.kills = self.mid_write = self.torn = self.lost = self.temp_left = 0
+        self.acked_sets = self.acked_incs = self.unacked_landed = 0
+        self.counter_bad = self.phantom = 0
+        self.seen: dict[str, int] = {}  # each key's sequence number at the last check
 
 
-def test_a_writer_killed_20_times_never_leaves_a_partial_value(tmp_path: Path) -> None:
-    root = tmp_path / "root"
+async def _check_after_kill(root: Path, log: Path, figures: Figures, before: int) -> int:
+    """Reopen the root and check it against the acknowledgements; returns the counter."""
+    sets, incs = _acks(log)
+    store = Store(LocalDriver(root), codec=BYTES)
+    async with store:
+        for key in BLOB_KEYS:
+            value = await store.get(key, default=None)
+            acked = sets.get(key, 0)
+            seq = None if value is None else parse_value(key, value)
+            if value is not None and seq is None:
+                figures.torn += 1
+            elif (seq or 0) < acked:
+                figures.lost += 1  # an acknowledged write is gone
+            elif (seq or 0) > max(acked, figures.seen.get(key, 0)) + 1:
+                # Impossible: more than the one write in flight per key since the last
+                # check (the writer continues from the stored sequence number).
+                figures.phantom += 1
+            figures.seen[key] = seq or 0
+        figures.temp_left += len(temp_files(root))
+        counter = json.loads((await store.get(COUNTER, default=b"0")) or b"0")
+        assert sorted([k async for k in store.keys()]) == sorted([*BLOB_KEYS, COUNTER])
+    acked_now = max(incs, default=0)
+    # Increments acknowledged in this run, and the counter's move: equal, or one more
+    # (an update that landed just before the kill, not acknowledged yet).
+    run_acks = sum(1 for v in incs if v > before)
+    if counter - before not in (run_acks, run_acks + 1) or counter < acked_now:
+        figures.counter_bad += 1
+    figures.unacked_landed += counter - before - run_acks
+    return int(counter)
+
+
+def test_a_writer_killed_at_random_loses_and_tears_nothing(tmp_path: Path) -> None:
+    """20 kill -9 of a writer of 0.1-4 MiB checksummed values and update() increments."""
+    root, log = tmp_path / "root", tmp_path / "acks.log"
     rng = random.Random(1234)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    killed_mid_write = 0
-    for round_ in range(20):
+    figures = Figures()
+    counter = 0
+    for round_ in range(KILLS):
         proc = subprocess.Popen(
-            [sys.executable, str(WRITER), str(root), str(round_ % 2), str(round_)],
+            [
+                sys.executable,
+                str(WRITER),
+                str(root),
+                str(1 - round_ % 4 // 3),
+                str(round_),
+                str(log),
+            ],
             stdout=subprocess.PIPE,
             env=env,
         )
         try:
             assert proc.stdout is not None
             assert proc.stdout.readline() == b"ready\n"
-            # Let it get well into overlapping writes, then kill it without warning.
-            signal_after = rng.uniform(0.02, 0.25)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=signal_after)
+                proc.wait(timeout=rng.uniform(0.05, 0.35))
             assert proc.returncode is None, "the writer stopped on its own"
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             if proc.stdout is not None:
                 proc.stdout.close()
-        killed_mid_write += bool(temp_files(root))
-        asyncio.run(_check_after_crash(root))
-    print(f"killed mid-write (temp files left) in {killed_mid_write} of 20 rounds")
+        figures.kills += 1
+        figures.mid_write += bool(temp_files(root))
+        counter = asyncio.run(_check_after_kill(root, log, figures, counter))
+    _sets, incs = _acks(log)
+    figures.acked_sets = sum(1 for line in log.read_text().splitlines() if line.startswith("set "))
+    figures.acked_incs = len(incs)
+    print(
+        f"FAULT kv-local kill-9: {figures.kills} kills ({figures.mid_write} mid-write, temp "
+        f"files on disk), {figures.acked_sets} acknowledged 0.1-4 MiB writes, "
+        f"{figures.torn} torn, {figures.lost} lost, {figures.temp_left} temp files after "
+        f"reopen; counter {counter} for {figures.acked_incs} acknowledged update()s "
+        f"(+{figures.unacked_landed} landed unacknowledged), {figures.counter_bad} bad"
+    )
+    assert figures.torn == 0
+    assert figures.lost == 0
+    assert figures.phantom == 0
+    assert figures.temp_left == 0
+    assert figures.counter_bad == 0
+    assert counter - figures.acked_incs == figures.unacked_landed
     # The crash path was really exercised, not only clean stops between writes.
-    assert killed_mid_write >= 5
+    assert figures.mid_write >= KILLS // 4
+    assert figures.acked_sets > 0
+    assert figures.acked_incs > 0
+
+
+def test_cross_process_update_loses_no_increment(tmp_path: Path) -> None:
+    harness = UrlHarness(f"file:{tmp_path / 'data'}")
+    processes, tasks, increments = 3, 4, 100
+    total = cross_process_increments(
+        harness, processes=processes, tasks=tasks, increments=increments
+    )
+    expected = processes * tasks * increments
+    print(
+        f"FAULT kv-local cross-process update(): {processes} processes x {tasks} tasks x "
+        f"{increments} = {total} of {expected}"
+    )
+    assert total == expected
 
 
 @pytest.fixture
