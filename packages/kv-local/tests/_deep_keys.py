@@ -1,6 +1,6 @@
 """Deep keys under a small descriptor limit (run as a script by test_limits.py).
 
-Usage: python _deep_keys.py ROOT NOFILE
+Usage: python _deep_keys.py ROOT NOFILE DURABLE(0|1)
 Prints "ok" and exits 0 when every check passed.
 """
 
@@ -27,8 +27,8 @@ def entries(root: Path) -> list[str]:
     return sorted(os.listdir(root))
 
 
-async def main(root: Path) -> None:
-    driver = LocalDriver(root)
+async def main(root: Path, durable: bool) -> None:
+    driver = LocalDriver(root, durable=durable)
     try:
         for key in DEEP:
             # A write that fails after making the key's folders leaves none behind.
@@ -62,6 +62,9 @@ async def main(root: Path) -> None:
         many = [(f"p/q/{i}", b"v") for i in range(600)]
         await driver.set_many(many)
         assert len([k async for k in driver.keys("p/")]) == 600
+        # Many concurrent writers: prepared groups waiting for the flusher hold descriptors.
+        await asyncio.gather(*(driver.set(f"p/c/{i}", b"v" * 5000) for i in range(600)))
+        assert await driver.clear("p/c/") == 600
         assert await driver.delete(DEEP[0]) is True
         assert await driver.clear() == len(DEEP) - 1 + 1 + 600
         assert [k async for k in driver.keys()] == []
@@ -73,5 +76,5 @@ async def main(root: Path) -> None:
 if __name__ == "__main__":
     limit = int(sys.argv[2])
     resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
-    asyncio.run(main(Path(sys.argv[1])))
+    asyncio.run(main(Path(sys.argv[1]), sys.argv[3] == "1"))
     print("ok")

@@ -44,6 +44,16 @@ def fs_root(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.fixture
+def tmpfs_root() -> Iterator[Path]:
+    """An empty folder on tmpfs."""
+    folder = _tmpfs_folder()
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
 def kv_harness(fs_root: Path) -> UrlHarness:
     """A picklable harness over a fresh folder.
 

@@ -193,6 +193,7 @@ def open_chain(
     """
     chain = DirChain(root_fd, names)
     depth = 0  # of chain.fd
+    made = None  # a folder made in chain.fd and not opened yet
     try:
         for name in names:
             parent = chain.fd
@@ -210,6 +211,7 @@ def open_chain(
                 try:
                     os.mkdir(name, 0o777, dir_fd=parent)
                     chain.created = True
+                    made = name
                     if durable:
                         os.fsync(parent)
                 except FileExistsError:
@@ -217,13 +219,16 @@ def open_chain(
                 # A concurrent delete may rmdir it before we open it: try again.
             else:
                 raise OSError(errno.ENOENT, f"directory {name!r} keeps disappearing")
+            made = None
             chain.close()
             chain.fd = fd
             depth += 1
     except BaseException:
-        if chain.created and depth:
+        if chain.created:
             with contextlib.suppress(OSError):
-                left = prune_empty(chain, upto=depth)
+                if made is not None:
+                    os.rmdir(made, dir_fd=chain.fd)
+                left = prune_empty(chain, upto=depth) if depth else None
                 if left is not None:
                     os.close(left)
         chain.close()

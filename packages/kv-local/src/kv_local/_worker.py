@@ -86,6 +86,7 @@ class _Flusher:
         self._queue: queue.SimpleQueue[list[_Job] | threading.Event] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._pending = 0  # groups put and not finished yet
+        self.pending_ops = 0  # their ops, each holding descriptors until finished
         self._pending_lock = threading.Lock()
 
     @property
@@ -96,6 +97,7 @@ class _Flusher:
     def put(self, jobs: list[_Job]) -> None:
         with self._pending_lock:
             self._pending += 1
+            self.pending_ops += sum(len(job.ops or ()) for job in jobs)
         self._queue.put(jobs)
         if self._thread is None:
             self._thread = threading.Thread(
@@ -132,6 +134,7 @@ class _Flusher:
                 _deliver(jobs)
                 with self._pending_lock:
                     self._pending -= len(lists)
+                    self.pending_ops -= len(ops)
             for group in groups:
                 if isinstance(group, threading.Event):
                     group.set()
@@ -262,8 +265,12 @@ class Worker:
         if writes:
             ops = [op for job in writes for op in job.ops or ()]
             try:
-                if not root.durable or len(ops) > group_size():
-                    # (A group too large for the descriptor limit is committed in parts.)
+                if not root.durable:
+                    commit(root, ops, self._store)
+                elif self._flusher.pending_ops + len(ops) > group_size():
+                    # Prepared groups hold descriptors until flushed: past the share of
+                    # RLIMIT_NOFILE, wait for the flusher, then commit in parts here.
+                    self._flusher.drain()
                     commit(root, ops, self._store)
                 elif len(ops) < INLINE_MAX and self._flusher.idle and self._queue.empty():
                     # Nothing to overlap with (e.g. one sequential writer): skip the handoff.
