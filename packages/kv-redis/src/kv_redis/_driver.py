@@ -24,6 +24,7 @@ from ._calls import Calls
 from ._config import connection_overrides, describe_client, no_retry, split_url
 from ._errors import to_kv_error
 from ._exec import ClusterExecutor, Executor, NodeExecutor
+from ._listing import list_once
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
@@ -55,6 +56,10 @@ class RedisDriver:
         clock: Wall clock used to turn ``expires_at`` into milliseconds and back.
         timeout: Seconds to wait for a connection or a reply (None: the client's setting).
         owns_client: Close ``client`` in :meth:`aclose` (True when built by :meth:`from_url`).
+        name: Description used in messages (default: from the client, without secrets).
+        listing_keys: Most key names one :meth:`keys` listing holds in memory (about
+            100 bytes each plus the name). Up to half of it, a listing is one SCAN pass;
+            beyond, it finishes in sorted windows, one SCAN pass per window.
     """
 
     capabilities = (
@@ -77,7 +82,11 @@ class RedisDriver:
         timeout: float | None = 5.0,
         owns_client: bool = False,
         name: str | None = None,
+        listing_keys: int = 200_000,
     ) -> None:
+        if listing_keys < 4:
+            raise ValueError(f"listing_keys must be at least 4, got {listing_keys}")
+        self._listing_keys = listing_keys
         self._client = client
         self._owns_client = owns_client
         self.prefix = prefix
@@ -106,6 +115,7 @@ class RedisDriver:
         prefix: str | None = None,
         clock: Callable[[], float] | None = None,
         timeout: float | None = 5.0,
+        listing_keys: int = 200_000,
         **options: Any,
     ) -> RedisDriver:
         """Open a driver from a URL; it owns (and closes) the client it creates.
@@ -129,7 +139,13 @@ class RedisDriver:
         else:
             client = Redis.from_url(client_url, **options)
         return cls(
-            client, prefix=prefix, clock=clock, timeout=timeout, owns_client=True, name=redacted
+            client,
+            prefix=prefix,
+            clock=clock,
+            timeout=timeout,
+            owns_client=True,
+            name=redacted,
+            listing_keys=listing_keys,
         )
 
     @property
@@ -318,17 +334,13 @@ class RedisDriver:
         """Yield every live key starting with ``prefix`` once (SCAN over our prefix only)."""
         self._check_open()
         strip = len(self._prefix)
-        # SCAN may return a key twice while Redis resizes its table; remember names seen.
-        seen: set[bytes] = set()
-        async for page in self._io.scan_pages(self.prefix + prefix):
-            for raw in page:
-                if raw in seen:
-                    continue
-                seen.add(raw)
-                try:
-                    yield raw[strip:].decode()
-                except UnicodeDecodeError:
-                    continue  # not written by kv: kv keys are always valid UTF-8
+        pattern = self.prefix + prefix
+        # SCAN may return a key twice: list_once dedupes holding at most listing_keys names.
+        async for raw in list_once(lambda: self._io.scan_pages(pattern), self._listing_keys):
+            try:
+                yield raw[strip:].decode()
+            except UnicodeDecodeError:
+                continue  # not written by kv: kv keys are always valid UTF-8
 
     async def clear(self, prefix: str = "") -> int:
         """Delete every key under ``prefix`` (SCAN + UNLINK, nothing outside our prefix)."""
