@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 
-from .._driver import Driver
+from .._driver import Capability, Driver
 from .._errors import KVError, StoreClosedError, UnsupportedOperationError, ValueTooLargeError
 from .._store_base import ttl_seconds
 from ._base import Middleware
@@ -17,8 +17,14 @@ class ReadOnly(Middleware):
     """Reads pass through; every write raises UnsupportedOperationError naming the key.
 
     Writes are refused before anything reaches ``inner`` (a stream's chunks are not even
-    read). ``set``, ``delete``, the batches, ``clear`` and ``write_stream`` are writes.
+    read: the layer declares Capability.STREAM whatever ``inner`` does, so the Store hands
+    it the stream instead of collecting it first). ``set``, ``delete``, the batches,
+    ``clear`` and ``write_stream`` are writes.
     """
+
+    def __init__(self, inner: Driver) -> None:
+        super().__init__(inner)
+        self.capabilities |= Capability.STREAM
 
     def _refuse(self, what: str, key: str | None) -> KVError:
         if self._closed:
