@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ["kv-core", "kv-local", "kv-redis", "kv-azure", "kv-cache"]
+PACKAGES = ["kv-core", "kv-local", "kv-redis", "kv-azure", "kv-cache", "kv-keyvalue"]
 
 SMOKE = textwrap.dedent(
     """
     import asyncio, importlib, importlib.metadata as md, pathlib, sys, tempfile
-    for name in ("kv_core", "kv_local", "kv_redis", "kv_azure", "kv_cache"):
+    for name in ("kv_core", "kv_local", "kv_redis", "kv_azure", "kv_cache", "kv_keyvalue"):
         module = importlib.import_module(name)
         assert pathlib.Path(module.__file__).with_name("py.typed").exists(), name
         assert "site-packages" in module.__file__, module.__file__
@@ -30,6 +30,12 @@ SMOKE = textwrap.dedent(
                     await store.set("k", {"v": [1, 2]}, ttl=60)
                     assert await store.get("k") == {"v": [1, 2]}, url
                     assert await store.update("n", lambda n: n + 1, default=0) >= 1
+            from kv_keyvalue import KeyValueAdapter  # py-key-value itself is not installed
+            async with KeyValueAdapter.from_url(f"file:{folder}/pykv") as kv:
+                await kv.put("k", {"v": 1}, collection="tools/list", ttl=60)
+                assert await kv.get("k", collection="tools/list") == {"v": 1}
+                assert await kv.put_if_absent("k", {"v": 2}, collection="tools/list") is False
+                assert await kv.collections() == ["tools/list"]
     asyncio.run(main())
     print("wheels ok", md.version("kv-core"))
     """
