@@ -20,7 +20,7 @@ from pathlib import Path
 from benchmarks.common import Row
 from benchmarks.report import headline, markdown
 
-BACKENDS = ("memory", "local", "redis", "azure", "cache")
+BACKENDS = ("memory", "local", "redis", "azure", "cache", "keyvalue")
 
 
 def _versions() -> str:
@@ -30,6 +30,7 @@ def _versions() -> str:
         "kv-redis",
         "kv-azure",
         "kv-cache",
+        "kv-keyvalue",
         "redis",
         "azure-storage-blob",
         "aiofiles",
