@@ -12,9 +12,10 @@ from ._observed import OPERATIONS, Observed, _clock
 
 __all__ = ["LatencyHistogram", "OperationStats", "Stats"]
 
-# Latency buckets: _SUB per power of two from 2**_EMIN s (~60 ns) to 2**_EMAX s (128 s),
-# so a percentile is within 1/(2*_SUB) (~6%) of the true value, in a fixed 248 ints.
-_SUB = 8
+# Latency buckets: _SUB per power of two from 2**_EMIN s (~120 ns) to 2**_EMAX s (256 s),
+# so a percentile (a bucket's upper edge) is at most 1/_SUB (~6%) above the true value,
+# in a fixed 496 ints.
+_SUB = 16
 _EMIN = -23
 _EMAX = 8
 _BUCKETS = (_EMAX - _EMIN) * _SUB
@@ -85,7 +86,7 @@ class OperationStats:
         items: Keys handled by batches, listings and clears.
         bytes_in: Value bytes written through the layer.
         bytes_out: Value bytes read through the layer.
-        p50, p90, p99, max: Latency in seconds (percentiles within ~6%).
+        p50, p90, p99, max: Latency in seconds (percentiles at most ~6% high).
     """
 
     calls: int
@@ -105,7 +106,7 @@ class Stats(Observed):
     """Counts every operation: calls, errors by type, hits and misses, bytes, latency.
 
     Memory is fixed: one set of counters per operation name (``get``, ``set``, ...), a
-    248-bucket latency histogram in each, and at most 32 error type names. Nothing is
+    496-bucket latency histogram in each, and at most 32 error type names. Nothing is
     kept per key or per namespace, however many keys pass. :meth:`snapshot` returns
     the figures; :meth:`reset` starts again. Etags, expiries and streams pass unchanged.
     """
