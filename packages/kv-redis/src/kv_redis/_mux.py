@@ -25,7 +25,7 @@ import collections
 import contextlib
 import select
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from redis.exceptions import BusyLoadingError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -291,8 +291,9 @@ class Multiplexer:
         timeout = conn.socket_timeout
         watchdog = _Watchdog(timeout, transport, reader, replies) if timeout else None
         # The parser directly: error replies come back as values (isolated per command)
-        # and we skip read_response()'s per-reply timeout and bookkeeping.
-        read = conn._read_response_from_parser
+        # and we skip read_response()'s per-reply timeout and bookkeeping. (``_parser``
+        # and its ``read_response()`` exist in every redis-py release we support.)
+        read = cast("Any", conn._parser).read_response
         sending = True
         try:
             await self._send(writer, packed)
