@@ -1,6 +1,7 @@
 """The ``kv`` command line: read and write any kv store from a shell.
 
-``kv [--store URL] get|set|delete|exists|keys|ttl ...`` and ``kv copy SRC DST``. Values
+``kv [--store URL] get|set|delete|exists|keys|ttl ...``, ``kv copy SRC DST`` and
+``kv import FORMAT SOURCE`` (:mod:`kv_core._cli_import`). Values
 travel as JSON text on stdin/stdout, exactly as the JSON codec stores them, so
 ``kv get a | kv set b`` copies a value byte for byte, rich (tagged) values included.
 Parsing, error reporting and exit codes live here; the commands themselves live in
@@ -19,6 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from . import __version__
 from ._cli_commands import BadDataError, UsageError, load_input, run_command
+from ._cli_import import FORMATS, run_import
 from ._errors import (
     InvalidKeyError,
     KeyNotFoundError,
@@ -51,7 +53,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_USAGE: "bad arguments, bad store URL, invalid key, or the backend is not installed",
     EXIT_PRECONDITION: "--if-absent found the key, or --if-match had a stale etag",
     EXIT_DATA: "a value is not JSON (input to set, or stored bytes for get: try --raw), "
-    "or 'keys -0' met a key holding NUL",
+    "or 'keys -0' met a key holding NUL, or an import source's file is not what FORMAT writes",
     EXIT_BACKEND: "the backend failed or cannot be reached",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
     EXIT_BROKEN_PIPE: "the reader of the output went away (e.g. 'kv keys | head')",
@@ -207,6 +209,25 @@ def build_parser() -> argparse.ArgumentParser:
     copy.add_argument(
         "-n", "--no-clobber", action="store_true", help="skip keys that already exist in DST"
     )
+
+    imp = sub.add_parser(
+        "import",
+        parents=[with_store],
+        help="copy the data another library wrote (aiokv, asyncblobdict, py-key-value) "
+        "into the store",
+        description="Copy every entry of SOURCE, written by another library, into the store: "
+        "values in kv's plain JSON form (rich types restored where the source tagged them), "
+        "remaining TTLs kept (expired entries skipped), py-key-value collections as "
+        "namespaces. Nothing is written to SOURCE. Shows progress on stderr when it is a "
+        "terminal; prints the counts of keys read, written and skipped at the end.\n\n"
+        "formats:\n" + "\n".join(f"  {name:<14} {what}" for name, what in FORMATS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    imp.add_argument("format", metavar="FORMAT", choices=list(FORMATS), help=", ".join(FORMATS))
+    imp.add_argument("source", metavar="SOURCE", help="file, folder or URL (see formats)")
+    imp.add_argument(
+        "--dry-run", action="store_true", help="read and check everything, write nothing"
+    )
     return parser
 
 
@@ -267,12 +288,16 @@ def main(argv: Sequence[str] | None = None, *, registry: Registry | None = None)
             "empty: use a folder (file:./data) or a server URL"
         )
         return EXIT_USAGE
+    # An import's SOURCE may be a URL with a password too: never print it.
+    secret_urls = [*urls, args.source] if args.command == "import" else urls
     try:
         if args.command == "set":
             load_input(args)  # stdin is read before the event loop starts
+        if args.command == "import":
+            return asyncio.run(run_import(args, registry or default_registry))
         return asyncio.run(run_command(args, registry or default_registry))
     except KVError as exc:
-        message = _scrub(str(exc), urls)
+        message = _scrub(str(exc), secret_urls)
         if from_default and isinstance(exc, UnsupportedOperationError):
             message += (
                 f" (the default store is {DEFAULT_STORE_URL}; "
@@ -287,8 +312,8 @@ def main(argv: Sequence[str] | None = None, *, registry: Registry | None = None)
     except KeyboardInterrupt:
         _fail("interrupted")
         return EXIT_INTERRUPTED
-    except OSError as exc:  # reading stdin, writing stdout
-        _fail(_scrub(f"{type(exc).__name__}: {exc}", urls))
+    except OSError as exc:  # reading stdin, writing stdout, reading an import's source
+        _fail(_scrub(f"{type(exc).__name__}: {exc}", secret_urls))
         return EXIT_BACKEND
 
 
