@@ -146,7 +146,7 @@ def test_a_writer_killed_at_random_loses_and_tears_nothing(tmp_path: Path) -> No
 
 def test_cross_process_update_loses_no_increment(tmp_path: Path) -> None:
     harness = UrlHarness(f"file:{tmp_path / 'data'}")
-    processes, tasks, increments = 3, 4, 100
+    processes, tasks, increments = 3, 4, 50
     total = cross_process_increments(
         harness, processes=processes, tasks=tasks, increments=increments
     )

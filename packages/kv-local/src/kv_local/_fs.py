@@ -130,13 +130,21 @@ def expiry_of(
 
 
 def read_state(
-    dir_fd: int, leaf: str, *, exact: bool, with_value: bool
+    dir_fd: int, leaf: str, *, exact: bool, with_value: bool, with_etag: bool = True
 ) -> tuple[bytes | None, str, float | None] | None:
     """(value or None, etag, expires_at) of what is stored at ``leaf``, expired or not.
 
     With exact mtimes and ``with_value`` false this is one stat (and a metadata read for a
-    key with an expiry); with coarse timestamps the value is read to hash it.
+    key with an expiry); with coarse timestamps the value is read to hash it, unless
+    neither the value nor the etag is asked for and no metadata file exists (``exists``):
+    the etag is then "".
     """
+    if not exact and not with_value and not with_etag:
+        st = stat_leaf(dir_fd, leaf)
+        if st is None:
+            return None
+        if read_expiries(dir_fd, leaf) is None:
+            return None, "", None
     if exact and not with_value:
         st = stat_leaf(dir_fd, leaf)
         if st is None:

@@ -18,19 +18,27 @@ __all__ = ["exists", "get", "get_if_changed", "get_many", "open_for_stream", "ta
 
 
 def _state(
-    root: Root, key: str, now: float, *, with_value: bool
+    root: Root, key: str, now: float, *, with_value: bool, with_etag: bool = True
 ) -> tuple[bytes | None, str, float | None] | None:
     """(value if asked, etag, expires_at) of the live state of ``key``, or None."""
     loc = locate(key)
     if not loc.dirs:
         # A top-level key needs no folder chain: read straight from the root's descriptor.
-        state = read_state(root.fd, loc.leaf, exact=root.exact_mtime, with_value=with_value)
+        state = read_state(
+            root.fd, loc.leaf, exact=root.exact_mtime, with_value=with_value, with_etag=with_etag
+        )
     else:
         chain = open_chain(root.fd, loc.dirs, create=False)
         if chain is None:
             return None
         try:
-            state = read_state(chain.fd, loc.leaf, exact=root.exact_mtime, with_value=with_value)
+            state = read_state(
+                chain.fd,
+                loc.leaf,
+                exact=root.exact_mtime,
+                with_value=with_value,
+                with_etag=with_etag,
+            )
         finally:
             chain.close()
     if state is None or (state[2] is not None and now >= state[2]):
@@ -68,7 +76,7 @@ def _head(root: Root, key: str, now: float) -> tuple[str, float | None] | None:
 def exists(root: Root, key: str, now: float, store: str) -> bool:
     """True if ``key`` is live (a stat, no read)."""
     try:
-        return _head(root, key, now) is not None
+        return _state(root, key, now, with_value=False, with_etag=False) is not None
     except Exception as exc:
         raise map_error(exc, key=key, store=store, action="reading") from exc
 

@@ -23,7 +23,7 @@ def _state(dir_fd: int, name: str, now: float, exact: bool) -> str:
     except FileNotFoundError:
         return "live"
     try:
-        state = read_state(dir_fd, name, exact=exact, with_value=False)
+        state = read_state(dir_fd, name, exact=exact, with_value=False, with_etag=False)
     except MetaError:
         return "live"  # a key with broken metadata is listed; get() reports the error
     if state is None:
