@@ -602,3 +602,73 @@ def test_progress_and_counts_through_the_script(tmp_path: Path) -> None:
             return {k: v async for k, v in store.items()}
 
     assert _run(values()) == {f"k{i}": i for i in range(300)}
+
+
+def test_pykv_redis_leaves_foreign_keys(
+    capsys: pytest.CaptureFixture[str], redis_server: Any, tmp_path: Path
+) -> None:
+    """Keys py-key-value did not write are skipped and counted (or, without '::', not read)."""
+    import redis.asyncio as aioredis
+    from key_value.aio.stores.redis import RedisStore
+
+    source = f"redis://127.0.0.1:{redis_server.port}/4"
+
+    async def setup() -> None:
+        async with RedisStore(url=source) as store:
+            await store.put("k", {"v": 1}, collection="c")
+        client = aioredis.Redis.from_url(source)
+        try:
+            await client.set("plain", "not py-key-value: no '::'")
+            await client.set("app::text", "just text")
+            await client.set("app::list", json.dumps([1, 2]))
+            await client.hset("app::hash", mapping={"f": "v"})
+        finally:
+            await client.aclose()
+
+    _run(setup())
+    dest = f"file:{tmp_path / 'dest'}"
+
+    code, out, err = kv(capsys, "--store", dest, "import", "py-key-value", source)
+
+    assert code == 0, err
+    assert counts_line(out).endswith("read 4 keys, wrote 1, skipped 3 (3 not a py-key-value entry)")
+    for name in ("app::text", "app::list", "app::hash"):
+        assert f"skipped {name!r}" in err
+    assert _run(read_all(dest)) == {"c/k": ({"v": 1}, None)}
+
+
+def test_progress_line_on_a_terminal(tmp_path: Path) -> None:
+    """On a terminal, stderr shows the counts as they grow and is left clean at the end."""
+    import pty
+
+    source = tmp_path / "state.json"
+    source.write_text(json.dumps({f"k{i}": i for i in range(200)}))
+    assert KV_SCRIPT is not None
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run(
+            [KV_SCRIPT, "--store", f"file:{tmp_path / 'dest'}", "import", "aiokv", str(source)],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            timeout=60,
+            check=False,
+        )
+        os.close(follower)
+        follower = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the child's side is closed and everything was read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    assert result.returncode == 0, shown
+    assert b"importing: 200 read, 200 written" in shown
+    assert shown.endswith(b"\r")  # the line is cleared, not left behind
+    assert result.stdout.endswith(b"read 200 keys, wrote 200, skipped 0\n")

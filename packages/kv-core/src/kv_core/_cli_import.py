@@ -114,6 +114,9 @@ class _Counts:
             self.width = 0
 
     def close(self) -> None:
+        """Draw the final state, then leave the line clean (as ``kv copy`` does)."""
+        if self.tty:
+            self.show(force=True)
         self._clear()
 
     def summary(self, *, dry_run: bool) -> str:
