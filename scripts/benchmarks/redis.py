@@ -12,6 +12,10 @@ writes by hand:
 - 64 concurrent tasks: the same calls over redis-py's connection pool (one connection per
   task, one command per round trip).
 
+Large values (issue 11 item 4): set / get of a 1 MiB bytes value, sequential and from 64
+concurrent tasks (64 keys), Store with the BYTES codec against raw redis-py's ``SET`` /
+``GET`` over its connection pool (its defaults; kv: its default 5 s timeout).
+
 Peers: py-key-value-aio ``RedisStore`` and aiocache ``RedisCache`` (JSON serializer).
 Targets (issue 4): single ops and batches >= 0.95x raw, 64-concurrent >= 2x raw.
 
@@ -35,6 +39,7 @@ from benchmarks.common import Row, add_ratios, make_value
 from benchmarks.peers import aiocache_contender, pykv_contender
 from benchmarks.suite import (
     BATCH,
+    TASKS,
     Contender,
     Workload,
     run_workloads,
@@ -140,6 +145,45 @@ def _reference_batches(
     return [set_b, get_b]
 
 
+def _big_values(r: Redis, store: Store[Any], quick: bool) -> list[Workload]:
+    """1 MiB bytes: set and get, sequential and 64 concurrent tasks, kv against raw."""
+    data = bytes(range(256)) * 4096  # 1 MiB
+    blobs = store.with_codec(BYTES)
+    keys = [f"big-{i:02d}" for i in range(TASKS)]
+    seq, conc = (40, TASKS * 2) if quick else (200, TASKS * 6)
+    out = []
+    for concurrent, calls in ((False, seq), (True, conc)):
+        tag = f"x{TASKS}" if concurrent else "seq"
+        set_w = Workload(f"set 1 MiB bytes {tag}", calls, concurrent=concurrent)
+        get_w = Workload(f"get 1 MiB bytes {tag}", calls, concurrent=concurrent)
+
+        async def raw_set(i: int) -> None:
+            await r.set(keys[i % TASKS], data)
+
+        async def kv_set(i: int) -> None:
+            await blobs.set(keys[i % TASKS], data)
+
+        async def raw_get(i: int) -> None:
+            if await r.get(keys[i % TASKS]) != data:
+                raise AssertionError("GET returned other bytes")
+
+        async def kv_get(i: int) -> None:
+            if await blobs.get(keys[i % TASKS]) != data:
+                raise AssertionError("get returned other bytes")
+
+        async def fill() -> None:
+            for key in keys:
+                await r.set(key, data)
+
+        set_w.add(RAW, raw_set, raw=True, note="SET, connection pool")
+        set_w.add("kv Store(RedisDriver, BYTES)", kv_set)
+        get_w.add(RAW, raw_get, raw=True, note="GET, connection pool")
+        get_w.add("kv Store(RedisDriver, BYTES)", kv_get)
+        get_w.setup[RAW] = fill
+        out += [set_w, get_w]
+    return out
+
+
 async def run(quick: bool) -> list[Row]:
     """Start a server, run every workload for every contender, stop the server."""
     server = start_redis()
@@ -158,6 +202,7 @@ async def run(quick: bool) -> list[Row]:
             batches=batches,
         )
         extra = _reference_batches(workloads, raw, store, value, batches)
+        extra += _big_values(raw, store, quick)
         rows = await run_workloads(
             BACKEND, [*workloads.values(), *extra], repeats=3 if quick else 5
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import math
 import time
 from typing import TYPE_CHECKING, Any
@@ -38,7 +40,13 @@ MAX_VALUE_BYTES = 512 * 1024 * 1024
 #: Longest TTL accepted: expiries stay below 2^53 ms (exact in Lua's double-precision
 #: numbers, which compare etags) and far below what ``PX`` overflows at (2^63 ms).
 MAX_TTL_MS = 2**52
-_CHUNK = 500  # keys per MGET-like script call / UNLINK
+_CHUNK = 500
+#: Values at least this big are hashed in a worker thread, overlapping the round trip.
+_HASH_IN_THREAD = 256 * 1024
+
+
+def _sha1(value: bytes) -> str:
+    return hashlib.sha1(value).hexdigest()  # keys per MGET-like script call / UNLINK
 
 
 class RedisDriver:
@@ -271,38 +279,40 @@ class RedisDriver:
             raise ValueError("if_match and if_absent cannot be combined")
         rk = self._prefix + key.encode()
         px = None if expires_at is None else self._px(expires_at)
+        fallback: Command | None = None
         if if_match is None and not if_absent:
             if px is None:
-                await self._io.one(rk, ("SET", rk, value), key=key, write=True)
-                return lua.etag_of(value)
-            if px <= 0:  # already expired: it must not be visible
-                await self._io.one(rk, ("UNLINK", rk), key=key, write=True)
-                return lua.etag_of(value)
-            # The etag includes the absolute expiry, which only the server's clock knows.
-            at = await self._io.one(
-                rk,
-                lua.SET_PX.evalsha([rk], value, px),
-                key=key,
-                write=True,
-                fallback=lua.SET_PX.eval([rk], value, px),
-            )
-            return lua.etag_of(value, at)
-        if if_absent and px is None:
-            ok = await self._io.one(rk, ("SET", rk, value, "NX"), key=key, write=True)
-            at = -1 if ok else None
+                command: Command = ("SET", rk, value)
+            elif px <= 0:  # already expired: it must not be visible
+                command = ("UNLINK", rk)
+            else:
+                # The etag includes the absolute expiry, which only the server's clock
+                # knows: the script returns it.
+                command = lua.SET_PX.evalsha([rk], value, px)
+                fallback = lua.SET_PX.eval([rk], value, px)
+        elif if_absent and px is None:
+            command = ("SET", rk, value, "NX")
         else:
             argv = (value, "a" if if_absent else "m", if_match or "", "" if px is None else px)
-            at = await self._io.one(
-                rk,
-                lua.SET_IF.evalsha([rk], *argv),
-                key=key,
-                write=True,
-                fallback=lua.SET_IF.eval([rk], *argv),
-            )
-        if at is None:
-            why = "key exists" if if_absent else "etag does not match (or key missing)"
-            raise PreconditionFailedError(why, key=key, store=self.name)
-        return lua.etag_of(value, at)
+            command = lua.SET_IF.evalsha([rk], *argv)
+            fallback = lua.SET_IF.eval([rk], *argv)
+        # A big value is hashed in a thread while it travels (hashlib releases the GIL):
+        # hashing 1 MiB on the loop costs about as much as sending it.
+        hashing = (
+            asyncio.get_running_loop().run_in_executor(None, _sha1, value)
+            if len(value) >= _HASH_IN_THREAD
+            else None
+        )
+        reply = await self._io.one(rk, command, key=key, write=True, fallback=fallback)
+        if if_match is not None or if_absent:
+            at = (-1 if reply else None) if command[0] == "SET" else reply
+            if at is None:
+                why = "key exists" if if_absent else "etag does not match (or key missing)"
+                raise PreconditionFailedError(why, key=key, store=self.name)
+        else:
+            at = reply if fallback is not None else -1
+        sha = await hashing if hashing is not None else _sha1(value)
+        return lua.with_expiry(sha, at)
 
     async def delete(self, key: str, *, if_match: str | None = None) -> bool:
         """Remove ``key``; True if a live key was removed."""

@@ -27,6 +27,7 @@ __all__ = [
     "LazyEtags",
     "Script",
     "etag_of",
+    "with_expiry",
 ]
 
 
@@ -35,7 +36,11 @@ def etag_of(value: bytes, expires_ms: int = -1) -> str:
 
     Exactly what :data:`ETAG_LUA` computes on the server.
     """
-    sha = hashlib.sha1(value).hexdigest()
+    return with_expiry(hashlib.sha1(value).hexdigest(), expires_ms)
+
+
+def with_expiry(sha: str, expires_ms: int) -> str:
+    """The etag made of a value's SHA1 hex and its absolute expiry (-1: none)."""
     return sha if expires_ms < 0 else f"{sha}:{expires_ms}"
 
 
