@@ -9,8 +9,6 @@ from azure.storage.blob.aio import ContainerClient
 from kv_azure import AzureBlobDriver
 from kv_core import (
     NOT_MODIFIED,
-    BackendError,
-    BackendUnavailableError,
     Capability,
     PreconditionFailedError,
     Store,
@@ -30,12 +28,48 @@ async def test_declares_its_capabilities(driver: AzureBlobDriver) -> None:
 
 
 async def test_keys_are_stored_under_escaped_blob_names(driver: AzureBlobDriver) -> None:
-    for key in ("user/1", "../x", "a//b", "dir/", "Upper.", "%41"):
+    keys = ["user/1", "../x", "a//b", "dir/", "Upper.", "%41", "CON", "a\\b", "é"]
+    for key in keys:
         await driver.set(key, b"v")
-    assert set(await _blobs(driver)) == {"user/1", ".%2E/x", "a/~/b", "dir/~", "Upper%2E", "%2541"}
-    assert sorted([k async for k in driver.keys()]) == sorted(
-        ["user/1", "../x", "a//b", "dir/", "Upper.", "%41"]
-    )
+    assert set(await _blobs(driver)) == {
+        "user/1",
+        "..~/x",
+        "a/~/b",
+        "dir/~",
+        "Upper.~",
+        "%2541",
+        "CON",
+        "a%5Cb",
+        "%C3%A9",
+    }
+    assert sorted([k async for k in driver.keys()]) == sorted(keys)
+
+
+# (prefix, keys starting with it, other keys): an earlier escaping of Windows device
+# names and trailing dots listed none of the first keys (issue 11).
+LISTING_CASES = [
+    ("con", ["config/app", "console", "con"], ["co", "cpn"]),
+    ("aux", ["auxiliary"], ["au"]),
+    ("prn", ["prnt"], ["pr"]),
+    ("com1", ["com10", "com1"], ["com2"]),
+    ("lpt1", ["lpt1x"], ["lpt"]),
+    ("Con", ["Contact"], ["con"]),
+    ("COM1.", ["COM1.", "COM1.x", "COM1./y"], ["COM1"]),
+    ("NUL", ["NUL0", "NUL"], ["NU"]),
+    ("a/.", ["a/.", "a/./b", "a/..", "a/.x"], ["a/b", "a"]),
+    ("dir/", ["dir/", "dir//x", "dir/y"], ["dir", "dirx"]),
+]
+
+
+@pytest.mark.parametrize(("prefix", "inside", "outside"), LISTING_CASES, ids=repr)
+async def test_listing_by_prefix_is_exact(
+    driver: AzureBlobDriver, prefix: str, inside: list[str], outside: list[str]
+) -> None:
+    for key in inside + outside:
+        await driver.set(key, b"v")
+    assert sorted([k async for k in driver.keys(prefix)]) == sorted(inside)
+    assert await driver.clear(prefix) == len(inside)
+    assert sorted([k async for k in driver.keys()]) == sorted(outside)
 
 
 async def test_etag_is_the_blob_etag(driver: AzureBlobDriver) -> None:
@@ -164,16 +198,6 @@ async def test_long_namespaced_keys_are_hashed_and_listed_exactly(
     assert [await ns.get(k) for k in keys] == [0, 1, 2]
     assert [k async for k in ns.keys(prefix="😀")] == [keys[0]]
     assert await ns.clear() == 3
-
-
-async def test_the_container_is_created_only_when_asked(
-    connection_string: str, container: str
-) -> None:
-    async with AzureBlobDriver(container, connection_string=connection_string) as driver:
-        with pytest.raises(BackendError, match="container does not exist") as info:
-            await driver.get("k")
-        assert "create_container=True" in str(info.value)
-        assert not isinstance(info.value, BackendUnavailableError)
 
 
 async def test_a_user_owned_container_client_is_left_open(

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from kv_core import KeyNotFoundError, PreconditionFailedError, StoreClosedError
 
 from ._connect import connect
-from ._errors import ErrorMap
+from ._errors import ContainerNotFoundError, ErrorMap
 from ._names import EXPIRES_METADATA, expiry_of, key_metadata
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from azure.storage.blob import BlobProperties
     from azure.storage.blob.aio import ContainerClient
@@ -24,6 +24,7 @@ _KNOWN_ETAGS = 8192
 #: Marks a (blob name, etag) this driver has not seen, in lookups of its expiry.
 UNKNOWN: Any = object()
 _Self = TypeVar("_Self", bound="DriverBase")
+T = TypeVar("T")
 
 
 class DriverBase:
@@ -37,7 +38,7 @@ class DriverBase:
         account_url: str | None = None,
         credential: Any = None,
         container_client: ContainerClient | None = None,
-        create_container: bool = False,
+        create_container: bool = True,
         max_concurrency: int = 2,
         block_size: int = 4 << 20,
         batch_concurrency: int = 32,
@@ -68,7 +69,6 @@ class DriverBase:
         self.batch_concurrency = batch_concurrency
         self.use_blob_batch = use_blob_batch
         self._create_container = create_container
-        self._ready = not create_container
         self._used = False
         self._closed = False
         # (blob name, etag) -> expiry, for blobs this driver has seen: lets a conditional
@@ -88,19 +88,40 @@ class DriverBase:
     def _map(
         self, key: str | None = None, *, write: bool = False, conditional: bool = False
     ) -> ErrorMap:
-        return ErrorMap(self.name, key, write=write, conditional=conditional, secrets=self._secrets)
+        return ErrorMap(
+            self.name,
+            key,
+            write=write,
+            conditional=conditional,
+            secrets=self._secrets,
+            container=self._client.container_name,
+            create_container=self._create_container,
+        )
 
     async def _start(self) -> None:
         if self._closed:
             raise StoreClosedError("the driver is closed", store=self.name)
         self._used = True
-        if not self._ready:
-            try:
-                with self._map():
-                    await self._client.create_container()
-            except PreconditionFailedError:
-                pass  # 409: it exists already
-            self._ready = True
+
+    async def _creating(self, write: Callable[[], Awaitable[T]]) -> T:
+        """Run ``write``; if the container is missing, create it and run ``write`` again.
+
+        The container is created on the first write that needs it rather than up front,
+        so a credential scoped to an existing container (which may not create one) works
+        with the default ``create_container=True``, and no request is spent otherwise.
+        Running the write again is safe: the service refused the first one.
+        """
+        try:
+            return await write()
+        except ContainerNotFoundError:
+            if not self._create_container:
+                raise
+        try:
+            with self._map():
+                await self._client.create_container()
+        except PreconditionFailedError:
+            pass  # 409: a concurrent writer created it first
+        return await write()
 
     def _remember(self, name: str, etag: str, expires_at: float | None) -> None:
         known = self._known

@@ -56,16 +56,20 @@ async def listing(
     listing with metadata: no request per blob.
     """
     start = list_prefix(prefix)
-    with driver._map():
-        async for blob in driver._client.list_blobs(
-            name_starts_with=start or None, include=["metadata"]
-        ):
-            key = key_from_blob(blob.name, blob.metadata)
-            if key is None or not key.startswith(prefix):
-                continue
-            expires_at = expiry_of(blob.metadata)
-            if live is None or driver._live(expires_at) == live:
-                yield blob.name, blob.etag, key, expires_at
+    try:
+        with driver._map():
+            async for blob in driver._client.list_blobs(
+                name_starts_with=start or None, include=["metadata"]
+            ):
+                key = key_from_blob(blob.name, blob.metadata)
+                # Only a prefix cut for length can match names of other keys.
+                if key is None or not key.startswith(prefix):
+                    continue
+                expires_at = expiry_of(blob.metadata)
+                if live is None or driver._live(expires_at) == live:
+                    yield blob.name, blob.etag, key, expires_at
+    except KeyNotFoundError:
+        return  # a container kv may create but has not yet: no keys
 
 
 async def _delete_single(driver: AzureBlobDriver, key: str, name: str, etag: str | None) -> int:

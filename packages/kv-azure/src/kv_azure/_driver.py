@@ -45,7 +45,9 @@ class AzureBlobDriver(DriverBase):
         account_url: The blob service URL, e.g. ``https://<account>.blob.core.windows.net``.
         credential: Credential for ``account_url`` (or overriding the connection string's).
         container_client: A ``azure.storage.blob.aio.ContainerClient`` owned by the caller.
-        create_container: Create the container on first use if it does not exist.
+        create_container: Create the container on the first write that finds it missing
+            (reads of a missing container find no keys). False forbids it, for credentials
+            scoped to one container: then a missing container raises BackendError naming it.
         max_concurrency: Parallel block transfers per large value (upload and download).
         block_size: Bytes per block of a streamed upload and per ranged download request.
         batch_concurrency: Parallel requests of ``get_many``/``set_many``/``delete_many``.
@@ -154,14 +156,19 @@ class AzureBlobDriver(DriverBase):
         options: dict[str, Any] = dict(NO_BLIND_RETRY)
         if etag is not None:
             options.update(etag=etag, match_condition=MatchConditions.IfNotModified)
-        with self._map(key, write=True, conditional=conditional):
-            result = await self._client.get_blob_client(name).upload_blob(
-                value,
-                overwrite=not absent,
-                metadata=metadata,
-                max_concurrency=self.max_concurrency,
-                **options,
-            )
+        blob = self._client.get_blob_client(name)
+
+        async def upload() -> dict[str, Any]:
+            with self._map(key, write=True, conditional=conditional):
+                return await blob.upload_blob(
+                    value,
+                    overwrite=not absent,
+                    metadata=metadata,
+                    max_concurrency=self.max_concurrency,
+                    **options,
+                )
+
+        result = await self._creating(upload)
         new_etag: str = result["etag"]
         self._remember(name, new_etag, expires_at)
         return new_etag

@@ -3,8 +3,10 @@
 ``with ErrorMap(store, key):`` around every call into the SDK. The mapping:
 
 - 404 BlobNotFound → KeyNotFoundError (callers turn it into None / False where missing is
-  normal), or PreconditionFailedError for a conditional write or delete; 404 of the
-  container → BackendError that names the container and ``create_container=True``;
+  normal), or PreconditionFailedError for a conditional write or delete;
+- 404 of the container → ContainerNotFoundError (a BackendError naming the container),
+  except for a read when kv may create the container: a container not created yet holds
+  no keys, so the read sees a missing key (KeyNotFoundError);
 - 409 / 412 → PreconditionFailedError;
 - 401 / 403 → BackendError whose message says authentication failed;
 - no connection (refused, DNS, TLS, connect timeout) → BackendUnavailableError;
@@ -43,7 +45,23 @@ from kv_core import (
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["NO_BLIND_RETRY", "ErrorMap", "never_sent", "redact", "translate"]
+__all__ = [
+    "NO_BLIND_RETRY",
+    "ContainerNotFoundError",
+    "ErrorMap",
+    "never_sent",
+    "redact",
+    "translate",
+]
+
+
+class ContainerNotFoundError(BackendError):
+    """The container does not exist: the service refused the request, nothing was done.
+
+    A write that meets it creates the container and runs again unless
+    ``create_container=False``, in which case the caller gets it.
+    """
+
 
 #: Per-call options for writes: retry only failures to connect (nothing was sent). After a
 #: dropped connection or a 5xx the first attempt may have landed; a retry would hide that
@@ -99,6 +117,8 @@ def translate(
     write: bool,
     conditional: bool,
     secrets: tuple[str, ...] = (),
+    container: str | None = None,
+    create_container: bool = False,
 ) -> KVError:
     """Return the kv error for an SDK or transport exception (see the module docstring)."""
     kind = type(exc).__name__
@@ -112,8 +132,15 @@ def translate(
         status, code = exc.status_code, _code(exc)
         detail = f"HTTP {status} {code}".rstrip()
         if status == 404 and code == "ContainerNotFound":
-            return BackendError(
-                f"the container does not exist ({detail}); create it or pass create_container=True",
+            if create_container and not write:
+                return KeyNotFoundError("the key does not exist", key=key, store=store)
+            hint = (
+                ""
+                if create_container
+                else "; create it, or drop create_container=False to let kv create it"
+            )
+            return ContainerNotFoundError(
+                f"the container {container!r} does not exist ({detail}){hint}",
                 key=key,
                 store=store,
             )
@@ -185,9 +212,12 @@ class ErrorMap:
         write: The body may change data, so a lost connection means an unknown outcome.
         conditional: A missing blob fails the condition (PreconditionFailedError).
         secrets: Strings that must never appear in a message.
+        container: The container's name, for the message when it does not exist.
+        create_container: kv may create the container, so a read of a missing container
+            finds a missing key.
     """
 
-    __slots__ = ("conditional", "key", "secrets", "store", "write")
+    __slots__ = ("conditional", "container", "create_container", "key", "secrets", "store", "write")
 
     def __init__(
         self,
@@ -197,12 +227,16 @@ class ErrorMap:
         write: bool = False,
         conditional: bool = False,
         secrets: tuple[str, ...] = (),
+        container: str | None = None,
+        create_container: bool = False,
     ) -> None:
         self.store = store
         self.key = key
         self.write = write
         self.conditional = conditional
         self.secrets = secrets
+        self.container = container
+        self.create_container = create_container
 
     def __enter__(self) -> None:
         return None
@@ -222,4 +256,6 @@ class ErrorMap:
             write=self.write,
             conditional=self.conditional,
             secrets=self.secrets,
+            container=self.container,
+            create_container=self.create_container,
         ) from exc

@@ -11,7 +11,7 @@ import asyncio
 import base64
 import uuid
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError
@@ -118,10 +118,14 @@ async def write(
             exhausted = True
             break
     if exhausted and len(buffer) <= block_size:
-        with driver._map(key, write=True):
-            result = await blob.upload_blob(
-                bytes(buffer), overwrite=True, metadata=metadata, **NO_BLIND_RETRY
-            )
+
+        async def upload() -> dict[str, Any]:
+            with driver._map(key, write=True):
+                return await blob.upload_blob(
+                    bytes(buffer), overwrite=True, metadata=metadata, **NO_BLIND_RETRY
+                )
+
+        result = await driver._creating(upload)
         etag: str = result["etag"]
         driver._remember(name, etag, expires_at)
         return etag
@@ -164,7 +168,12 @@ async def _write_blocks(
             pending.difference_update(done)
             for task in done:
                 task.result()  # re-raise a failed block now
-        pending.add(asyncio.ensure_future(blob.stage_block(block_id, block)))
+
+        async def put_block() -> object:
+            with driver._map(key, write=True):
+                return await blob.stage_block(block_id, block)
+
+        pending.add(asyncio.ensure_future(driver._creating(put_block)))
 
     try:
         with driver._map(key, write=True):
