@@ -49,19 +49,18 @@ class Found:
         return cls(key="", skip=reason, detail=detail, name=name)
 
 
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def load_json_text(data: bytes | str, what: str) -> object:
-    """Parse strict JSON (UTF-8, no NaN/Infinity).
+    """Parse JSON as the libraries' ``json.loads`` does (UTF-8).
+
+    NaN and Infinity are accepted here, as ``json.dumps`` writes them: the one value holding
+    them is then skipped as not storable (kv's JSON codec refuses them), not the whole source.
 
     Raises:
         ValueError: naming ``what`` and the problem.
     """
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ValueError(f"{what} is not JSON: {exc}") from None
 

@@ -5,8 +5,9 @@ aiokv keeps its whole state in one JSON file: an object mapping each key to its 
 folder on disk (``LocalFileAdapter(base)`` uses ``base/<container>/``) or an Azure
 container. JSON values are in ``<key>.json``, written by ``json.dumps`` with its type tags
 (``{"_bdtype_": "set", "items": [...]}``, ``{"_bdtype_": "datetime", "value": iso}``,
-``{"_bdtype_": "uuid", "value": str}``), which are read back as those types exactly as
-asyncblobdict's own decoder does; binary values are the blobs without ``.json``, imported as
+``{"_bdtype_": "uuid", "value": str}``), which are read back as those types as
+asyncblobdict's own decoder does (and where it would fail, kept: a set of tuples, a dict
+that only looks like a tag); binary values are the blobs without ``.json``, imported as
 ``bytes``. A key may hold both a JSON and a binary blob in asyncblobdict (``k.json`` and
 ``k``); kv has one value per key, so the JSON one is kept and the other counted as skipped.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -59,34 +61,42 @@ class AiokvSource:
         """Nothing to release (the file is read at once)."""
 
 
+def _hashable(item: object) -> object:
+    # JSON turned the tuples of a set into lists; a set can only have held them as tuples.
+    if isinstance(item, list):
+        return tuple(_hashable(x) for x in item)
+    return item
+
+
 def _decode_tag(d: dict[str, Any]) -> object:
-    # The same rules as asyncblobdict.serializers.default_decoder: a known tag becomes its
-    # type, anything else (an unknown tag included) stays the dict it is.
+    # asyncblobdict.serializers.default_decoder's rules: a known tag becomes its type, any
+    # other dict (an unknown tag included) stays as it is. Where its decoder would fail (a
+    # tag missing its field, a set of tuples) the data is kept: a set's lists become tuples,
+    # and a dict that only looks like a tag stays that dict.
     if _TYPE_MARKER in d:
         kind = d[_TYPE_MARKER]
-        if kind == "set":
-            return set(d["items"])
-        if kind == "datetime":
-            return dt.datetime.fromisoformat(d["value"])
-        if kind == "uuid":
-            return uuid.UUID(d["value"])
+        try:
+            if kind == "set":
+                return {_hashable(x) for x in d["items"]}
+            if kind == "datetime":
+                return dt.datetime.fromisoformat(d["value"])
+            if kind == "uuid":
+                return uuid.UUID(d["value"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return d
     return d
 
 
-def decode_blobdict_json(data: bytes, name: str) -> object:
+def decode_blobdict_json(data: bytes) -> object:
     """The value asyncblobdict's JSON serializer reads from ``data``.
 
     Raises:
-        ValueError: ``data`` is not JSON or holds a broken tag.
+        ValueError: ``data`` is not JSON.
     """
-    import json
-
     try:
         return json.loads(data.decode("utf-8"), object_hook=_decode_tag)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ValueError(f"not JSON: {exc}") from None
-    except (KeyError, TypeError) as exc:  # a tag without its field, a set of lists
-        raise ValueError(f"a broken {_TYPE_MARKER} tag: {exc!r}") from None
 
 
 def _plan(names: Iterable[str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -114,7 +124,7 @@ def _entry(name: str, key: str, data: bytes, claimed: set[str]) -> Found:
     if not name.endswith(_JSON_SUFFIX) or key == name:
         return Found(key=key, value=data, name=name)
     try:
-        return Found(key=key, value=decode_blobdict_json(data, name), name=name)
+        return Found(key=key, value=decode_blobdict_json(data), name=name)
     except ValueError as exc:
         if name not in claimed:
             # Written through asyncblobdict's binary view under a name ending in .json:

@@ -226,6 +226,12 @@ class PyKVRedisSource:
         await close()
 
 
+def _inside(folder: str, filename: str) -> bool:
+    """True if ``filename`` (from a database row) names a file inside ``folder``."""
+    base = os.path.realpath(folder)
+    return os.path.realpath(os.path.join(base, filename)).startswith(base + os.sep)
+
+
 def _read_only_mode(db: str) -> str:
     """How to open ``db`` so that nothing in its folder is written or created.
 
@@ -287,9 +293,8 @@ class PyKVDiskSource:
             return
         if mode == _MODE_RAW and isinstance(value, (str, bytes)):
             document: str | bytes = value
-        elif mode == _MODE_TEXT and filename:
-            with open(os.path.join(folder, filename), "rb") as f:
-                document = f.read()
+        elif mode == _MODE_TEXT and isinstance(filename, str) and _inside(folder, filename):
+            document = read_bytes(os.path.join(folder, filename))
         else:
             yield Found.skipped(name, "not a py-key-value entry", f"diskcache mode {mode}")
             return
