@@ -55,6 +55,10 @@ class _Failed(Exception):
 #: memory a big batch holds in the transport's buffer, and makes each wait a measure of
 #: progress. Values larger than this are written in slices of this size, uncopied.
 _SLICE = 1 << 20
+#: The transport's buffer limits while sending: wait when more than _HIGH is queued, go on
+#: below _LOW, so the socket always has the next slice ready (asyncio's defaults, 64 KiB
+#: and 16 KiB, let a big batch stall at every slice).
+_HIGH, _LOW = 2 * _SLICE, _SLICE // 2
 
 
 def _readable(transport: asyncio.WriteTransport) -> bool:
@@ -264,6 +268,8 @@ class Multiplexer:
         conn = self._conn = conn or self._factory()
         try:
             await conn.connect()  # type: ignore[no-untyped-call]
+            if conn._writer is not None:
+                conn._writer.transport.set_write_buffer_limits(high=_HIGH, low=_LOW)
             if self._on_connect:
                 await conn.send_packed_command(conn.pack_commands(self._on_connect), False)
                 for _ in self._on_connect:
@@ -334,9 +340,9 @@ class Multiplexer:
                 view = memoryview(chunk)
                 for start in range(0, size, _SLICE):
                     writer.write(view[start : start + _SLICE])
-                    if transport.get_write_buffer_size() > _SLICE:
+                    if transport.get_write_buffer_size() > _HIGH:
                         await Multiplexer._drain(writer)
-            if transport.get_write_buffer_size() > _SLICE:
+            if transport.get_write_buffer_size() > _HIGH:
                 await Multiplexer._drain(writer)
 
     @staticmethod
