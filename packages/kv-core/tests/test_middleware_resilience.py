@@ -310,3 +310,47 @@ async def test_fallback_closes_both_drivers() -> None:
             await driver.get("k")
     same = MemoryDriver()
     await Fallback(same, same).aclose()  # one driver on both sides: closed once
+
+
+# -- the watchdog behind Timeout ------------------------------------------------------------
+
+
+async def test_only_the_stalled_calls_of_many_concurrent_ones_time_out() -> None:
+    faulty = FaultyDriver()
+    await faulty.inner.set("fast", b"1")
+    timeout = Timeout(faulty, read=DEADLINE)
+    stalled = FaultyDriver(faulty.inner)
+    stalled.stall = {"get"}
+    slow = Timeout(stalled, read=DEADLINE)
+    results = await asyncio.gather(
+        *(timeout.get("fast") for _ in range(25)),
+        *(slow.get("fast") for _ in range(25)),
+        return_exceptions=True,
+    )
+    assert all(r is not None and not isinstance(r, BaseException) for r in results[:25])
+    assert all(isinstance(r, BackendUnavailableError) for r in results[25:])
+
+
+async def test_a_caller_cancelling_its_own_call_gets_cancelled_not_a_timeout() -> None:
+    faulty = FaultyDriver()
+    faulty.stall = {"get"}
+    call = asyncio.ensure_future(Timeout(faulty, read=60).get("k"))
+    await asyncio.sleep(0)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+
+
+async def test_a_timeout_leaves_no_pending_cancellation_on_the_task() -> None:
+    faulty = FaultyDriver()
+    faulty.stall = {"get"}
+    timeout = Timeout(faulty, read=DEADLINE)
+    with pytest.raises(BackendUnavailableError):
+        await timeout.get("k")
+    task = asyncio.current_task()
+    assert task is not None
+    if hasattr(task, "cancelling"):  # 3.11+
+        assert task.cancelling() == 0
+    await asyncio.sleep(0)  # not cancelled by a leftover request
+    faulty.stall = set()
+    assert await timeout.get("k") is None  # and the layer still works

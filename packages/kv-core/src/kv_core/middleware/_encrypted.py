@@ -100,7 +100,7 @@ class Encrypted(Transform):
         header = self._primary_header
         nonce = os.urandom(_NONCE)
         sealed: bytes = self._ciphers[self._primary_id].encrypt(
-            nonce, bytes(value), self._bound(header, key)
+            nonce, value, self._bound(header, key)
         )
         return header + nonce + sealed
 
@@ -124,7 +124,9 @@ class Encrypted(Transform):
             raise self._bad(key, f"unknown key id {key_id.decode('utf-8', 'replace')!r}")
         nonce = data[end : end + _NONCE]
         try:
-            plain: bytes = cipher.decrypt(nonce, data[end + _NONCE :], self._bound(data[:end], key))
+            # A view: no copy of the (possibly large) ciphertext before decrypting it.
+            sealed = memoryview(data)[end + _NONCE :]
+            plain: bytes = cipher.decrypt(nonce, sealed, self._bound(data[:end], key))
         except self._invalid_tag as exc:
             raise self._bad(
                 key, "authentication failed (wrong key, another key's value, or tampered)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from .._driver import Driver
+from .._driver import Driver, RawEntry
 from ._observed import Observed, _clock
 
 __all__ = ["Logged"]
@@ -60,6 +60,44 @@ class Logged(Observed):
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)
         return f"Logged({self.inner!r}, logger={self.logger.name!r}, level={level})"
+
+    # get and set are the hot path: when the logger is off they only forward.
+
+    async def get(self, key: str) -> RawEntry | None:
+        """Read ``key`` (logged as a hit or a miss)."""
+        if not self.logger.isEnabledFor(self.level):
+            started = _clock()
+            try:
+                return await self.inner.get(key)
+            except BaseException as exc:
+                if self.logger.isEnabledFor(self.error_level):
+                    self._record("get", key, started, "error", error=exc)
+                raise
+        return await super().get(key)
+
+    async def set(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        expires_at: float | None = None,
+        if_match: str | None = None,
+        if_absent: bool = False,
+    ) -> str:
+        """Write ``value`` (logged without it)."""
+        if not self.logger.isEnabledFor(self.level):
+            started = _clock()
+            try:
+                return await self.inner.set(
+                    key, value, expires_at=expires_at, if_match=if_match, if_absent=if_absent
+                )
+            except BaseException as exc:
+                if self.logger.isEnabledFor(self.error_level):
+                    self._record("set", key, started, "error", error=exc)
+                raise
+        return await super().set(
+            key, value, expires_at=expires_at, if_match=if_match, if_absent=if_absent
+        )
 
     def _key_text(self, key: str) -> str:
         if self.hash_keys:
