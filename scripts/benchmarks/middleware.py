@@ -6,9 +6,9 @@ driver level (no Store, no codec, so the layer's own cost is what differs), each
 alone over a MemoryDriver, contenders taking turns in every repetition. On a shared
 machine the load drifts, so the overhead in the note is taken from the fastest block
 of 1000 calls of each contender (timed as one, no clock read per call; 60 blocks each,
-taking turns): the layer's own CPU cost, ``min(layer) - min(raw)`` in µs per operation (target, issue
-14: <= 2 µs for the layers that do not transform values). ops/s and p50/p99 are the
-usual per-call medians.
+taking turns): the layer's own CPU cost, ``min(layer) - min(raw)`` in µs per operation
+(target, issue 14: <= 2 µs for the layers that do not transform values). ops/s and
+p50/p99 are the usual per-call medians.
 
 ``middleware/transform`` runs a set then a get of a ~1 MiB JSON document through
 Compressed (zlib level 6) and Encrypted (AES-256-GCM) over a MemoryDriver, next to
