@@ -20,10 +20,10 @@ from kv_core import (
     KVError,
     OutcomeUnknownError,
 )
-from redis.exceptions import AuthenticationError, BusyLoadingError, RedisError, ResponseError
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["LostError", "NotSentError", "TransportError", "to_kv_error"]
+__all__ = ["LostError", "NotSentError", "RefusedError", "TransportError", "to_kv_error"]
 
 
 class TransportError(Exception):
@@ -36,6 +36,11 @@ class TransportError(Exception):
 
 class NotSentError(TransportError):
     """The command never reached the server."""
+
+
+class RefusedError(NotSentError):
+    """The server refused the connection's handshake (e.g. SELECT of a database it lacks):
+    nothing ran, and resending will not help until the settings change."""
 
 
 class LostError(TransportError):
@@ -56,11 +61,7 @@ def to_kv_error(exc: BaseException, *, key: str | None, store: str, write: bool)
     detail = f"{type(cause).__name__}: {cause}"
     if isinstance(cause, AuthenticationError):
         return BackendError(f"Redis refused the credentials ({detail})", key=key, store=store)
-    if (
-        isinstance(exc, NotSentError)
-        and isinstance(cause, ResponseError)
-        and not isinstance(cause, BusyLoadingError)
-    ):
+    if isinstance(exc, RefusedError):
         # The server refused the handshake (SELECT of a database it does not have, a
         # client name it rejects): a setting to fix, not an outage to wait out.
         return BackendError(

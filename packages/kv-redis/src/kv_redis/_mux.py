@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, cast
 from redis.exceptions import BusyLoadingError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ._errors import LostError, NotSentError, TransportError
+from ._errors import LostError, NotSentError, RefusedError, TransportError
 from ._resp import pack
 
 if TYPE_CHECKING:
@@ -91,20 +91,39 @@ def _alive(conn: AbstractConnection) -> bool:
     return not _readable(writer.transport)
 
 
+def _count_received(reader: asyncio.StreamReader) -> list[int]:
+    """A counter of the bytes ``reader`` receives: ``[total]``.
+
+    Wraps the reader's ``feed_data`` (what the transport's protocol calls with every chunk
+    read from the socket), one addition per chunk. The parser's own buffers (hiredis reads
+    in small chunks) make the reader's buffer length useless as a progress measure.
+    """
+    received = [0]
+    feed = reader.feed_data
+
+    def feed_data(data: bytes) -> None:
+        received[0] += len(data)
+        feed(data)
+
+    reader.feed_data = feed_data  # type: ignore[method-assign,assignment]
+    return received
+
+
 class _Watchdog:
     """Abort a round trip when nothing moved for ``timeout`` seconds.
 
     Progress is any change in: replies read, bytes waiting in our send buffer, bytes
-    waiting in our receive buffer. One timer per round trip, re-armed every quarter of
-    the timeout only while the round trip lasts, so a big batch that keeps moving never
-    times out and a stalled server is detected after ``timeout`` to ``1.25 * timeout``.
+    received (counted by :func:`_count_received`). One timer per round trip, re-armed
+    every quarter of the timeout only while the round trip lasts, so a big batch that keeps
+    moving never times out and a stalled server is detected after ``timeout`` to
+    ``1.25 * timeout``.
     """
 
     __slots__ = (
         "_handle",
         "_last",
         "_loop",
-        "_reader",
+        "_received",
         "_seen",
         "_timeout",
         "_transport",
@@ -116,13 +135,13 @@ class _Watchdog:
         self,
         timeout: float,
         transport: asyncio.WriteTransport,
-        reader: asyncio.StreamReader,
+        received: list[int],
         replies: list[Any],
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._timeout = timeout
         self._transport = transport
-        self._reader = reader
+        self._received = received
         self.replies = replies
         self.expired = False
         self._seen = self._state()
@@ -130,8 +149,7 @@ class _Watchdog:
         self._handle = self._loop.call_later(timeout / 4, self._tick)
 
     def _state(self) -> tuple[int, int, int]:
-        buffer = getattr(self._reader, "_buffer", b"")  # stdlib internal; optional
-        return len(self.replies), self._transport.get_write_buffer_size(), len(buffer)
+        return len(self.replies), self._transport.get_write_buffer_size(), self._received[0]
 
     def _tick(self) -> None:
         now = self._loop.time()
@@ -174,6 +192,7 @@ class Multiplexer:
         self._flusher: asyncio.Task[None] | None = None
         self._max_batch = max_batch
         #: Round trips and commands sent so far (tests use them to see coalescing).
+        self._received = [0]  # bytes received on the current connection
         self.round_trips = 0
         self.commands = 0
 
@@ -268,8 +287,9 @@ class Multiplexer:
         conn = self._conn = conn or self._factory()
         try:
             await conn.connect()  # type: ignore[no-untyped-call]
-            if conn._writer is not None:
+            if conn._writer is not None and conn._reader is not None:
                 conn._writer.transport.set_write_buffer_limits(high=_HIGH, low=_LOW)
+                self._received = _count_received(conn._reader)
             if self._on_connect:
                 await conn.send_packed_command(conn.pack_commands(self._on_connect), False)
                 for _ in self._on_connect:
@@ -279,7 +299,9 @@ class Multiplexer:
                         await conn.read_response()
         except Exception as exc:
             await conn.disconnect(nowait=True)
-            raise _Failed(NotSentError(exc), [], none_sent=True) from exc
+            refused = isinstance(exc, ResponseError) and not isinstance(exc, BusyLoadingError)
+            error = RefusedError(exc) if refused else NotSentError(exc)
+            raise _Failed(error, [], none_sent=True) from exc
         return conn
 
     async def _roundtrip(self, commands: Sequence[Command]) -> list[Any]:
@@ -295,7 +317,7 @@ class Multiplexer:
         # A timeout means the server made no progress for that long, not that the batch
         # was big: one watchdog per round trip (see _Watchdog), no timer per reply.
         timeout = conn.socket_timeout
-        watchdog = _Watchdog(timeout, transport, reader, replies) if timeout else None
+        watchdog = _Watchdog(timeout, transport, self._received, replies) if timeout else None
         # The parser directly: error replies come back as values (isolated per command)
         # and we skip read_response()'s per-reply timeout and bookkeeping. (``_parser``
         # and its ``read_response()`` exist in every redis-py release we support.)
