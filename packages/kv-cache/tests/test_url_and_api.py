@@ -86,3 +86,46 @@ def test_repr_and_name_say_what_is_wrapped() -> None:
     driver = CachedDriver(MemoryDriver(), mode="write_through")
     assert driver.name == "cache+memory://"
     assert "write_through" in repr(driver)
+
+
+INNER_URLS = [
+    "file:./data2",
+    "file:data",
+    "file:../up/data",
+    "file:/srv/kv/data",
+    "file:///srv/kv/data",
+    "file:C:/kv/data",
+    "memory://",
+    "redis://localhost:6379/0",
+    "redis://user:p%40ss%2Fword@h:6379/2?socket_timeout=3&health_check_interval=0",
+    "rediss://h:6380/1?ssl_cert_reqs=none",
+    "redis+cluster://h1:7000,h2:7001",
+    "unix:///tmp/redis.sock?db=1",
+    "azure://container",
+    "azure://c?create_container=true&account_url=http%3A%2F%2F127.0.0.1%3A10000%2Fdev",
+]
+
+
+@pytest.mark.parametrize("inner", INNER_URLS)
+@pytest.mark.parametrize(
+    "options",
+    ["cache_mode=write_back&cache_ttl=5", "cache_max_items=7", "cache_negative_caching=off"],
+)
+def test_every_inner_url_reaches_the_registry_exactly_minus_the_cache_options(
+    inner: str, options: str
+) -> None:
+    # Issue 12, item 2: "cache+file:./data2?cache_mode=..." used to open /data2.
+    sep = "&" if "?" in inner else "?"
+    got, parsed = split_cache_url(f"cache+{inner}{sep}{options}")
+    assert got == inner
+    assert parsed
+    # Options first, inner parameters after: still the inner URL exactly.
+    if "?" in inner:
+        base, query = inner.split("?", 1)
+        assert split_cache_url(f"cache+{base}?{options}&{query}")[0] == inner
+    assert split_cache_url(f"cache+{inner}") == (inner, {})
+
+
+def test_a_fragment_and_odd_parameters_stay_as_written() -> None:
+    url = "cache+memory://?a=1&&b=%20x&cache_mode=none#frag"
+    assert split_cache_url(url) == ("memory://?a=1&b=%20x#frag", {"mode": "none"})

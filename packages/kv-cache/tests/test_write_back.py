@@ -15,16 +15,24 @@ from kv_cache import (
 )
 from kv_core import (
     BackendUnavailableError,
+    Capability,
     MemoryDriver,
     PreconditionFailedError,
     RawEntry,
     Store,
     StoreClosedError,
 )
+from kv_core.testing import GatedDriver, InterceptingDriver, SeededDelayDriver
 
 
 def make(inner: Any, **options: Any) -> CachedDriver:
     return CachedDriver(inner, mode=CacheMode.WRITE_BACK, owns_inner=False, **options)
+
+
+async def _turns(n: int = 20) -> None:
+    """Let every ready task run (event-loop turns, no wall-clock time)."""
+    for _ in range(n):
+        await asyncio.sleep(0)
 
 
 async def test_writes_stay_local_until_flush(counting: Any) -> None:
@@ -222,26 +230,22 @@ async def test_etags_given_by_the_cache_stay_valid_after_the_flush(counting: Any
     assert (await counting.inner.get("k")).value == b"2"  # type: ignore[union-attr]
 
 
-async def test_a_write_during_a_flush_stays_dirty() -> None:
-    gate, entered = asyncio.Event(), asyncio.Event()
-
-    class SlowDriver(MemoryDriver):
-        async def set(self, key: str, value: bytes, **kwargs: Any) -> str:
-            entered.set()
-            await gate.wait()
-            return await super().set(key, value, **kwargs)
-
-    inner = SlowDriver()
-    cache = make(inner)
+async def test_a_write_during_a_flush_waits_for_it_and_stays_dirty() -> None:
+    gated = GatedDriver(MemoryDriver())
+    cache = make(gated)
     await cache.set("k", b"1")
     flushing = asyncio.create_task(cache.flush())
-    await entered.wait()
-    await cache.set("k", b"2")  # while "1" is on its way
-    gate.set()
+    upload = await gated.next_call("set", key="k")
+    writing = asyncio.create_task(cache.set("k", b"2"))  # while "1" is on its way
+    await _turns()
+    assert not writing.done()  # one state machine per key: it waits for the upload
+    upload.release()
     assert (await flushing).written == ["k"]
+    await writing
     assert cache.dirty_count == 1
+    gated.gating = False
     await cache.flush()
-    assert (await inner.get("k")).value == b"2"  # type: ignore[union-attr]
+    assert (await gated.inner.get("k")).value == b"2"  # type: ignore[union-attr]
 
 
 async def test_an_expired_local_write_flushes_as_a_delete() -> None:
@@ -426,3 +430,160 @@ async def test_concurrent_updates_with_evictions_and_timer_lose_nothing(
     await store.aclose()
     totals = {k: int((await counting.inner.get(k)).value) for k in keys}  # type: ignore[union-attr]
     assert totals == dict.fromkeys(keys, 80)
+
+
+# -- issue 10, items 1-4: defects of the first write-back, as controlled interleavings --------
+
+
+async def test_issue10_1_a_delete_during_the_flush_of_an_if_absent_key_is_not_lost() -> None:
+    gated = GatedDriver(MemoryDriver(), methods=["set", "delete"])
+    cache = make(gated)
+    await cache.set("k", b"v", if_absent=True)
+    flushing = asyncio.create_task(cache.flush())
+    upload = await gated.next_call("set", key="k")  # the if_absent upload, in flight
+    deleting = asyncio.create_task(cache.delete("k"))
+    await _turns()
+    upload.release()
+    assert (await flushing).written == ["k"]
+    assert await deleting is True
+    assert await cache.get("k") is None
+    flushing = asyncio.create_task(cache.flush())
+    removal = await gated.next_call("delete", key="k")  # the delete does go out
+    removal.release()
+    assert (await flushing).written == ["k"]
+    assert await gated.inner.get("k") is None  # the value does not come back
+    assert await cache.get("k") is None
+    await cache.aclose()
+
+
+class _RecordsConditions(MemoryDriver):
+    """A MemoryDriver that remembers every etag it is asked to match."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.if_matches: list[str] = []
+
+    async def set(self, key: str, value: bytes, **kwargs: Any) -> str:
+        if kwargs.get("if_match") is not None:
+            self.if_matches.append(kwargs["if_match"])
+        return await super().set(key, value, **kwargs)
+
+    async def delete(self, key: str, *, if_match: str | None = None) -> bool:
+        if if_match is not None:
+            self.if_matches.append(if_match)
+        return await super().delete(key, if_match=if_match)
+
+
+async def test_issue10_2_an_eviction_during_a_revalidation_never_sends_a_cache_etag() -> None:
+    backend = _RecordsConditions()
+    for name in ("x", "y"):
+        await backend.set(name, b"filler")
+    gated = GatedDriver(backend, methods=["get_if_changed"])
+    cache = make(gated, max_items=2, max_staleness=0)
+    await cache.set("k", b"mine")
+    await cache.flush()  # clean now: caller etag kvc-..., backend etag remembered apart
+    deleting = asyncio.create_task(cache.delete("k"))  # revalidates first (staleness 0)
+    revalidation = await gated.next_call("get_if_changed", key="k")
+    gated.gating = False
+    await cache.get("x")  # reads that push "k" out of a two-entry cache, if they can
+    await cache.get("y")
+    revalidation.release()  # answers NOT_MODIFIED
+    assert await deleting is True
+    assert (await cache.flush()).written == ["k"]
+    assert await backend.get("k") is None
+    assert backend.if_matches
+    assert not [etag for etag in backend.if_matches if etag.startswith("kvc-")]
+
+
+async def test_a_cache_etag_is_still_accepted_after_flush_and_eviction(counting: Any) -> None:
+    cache = make(counting, max_items=1)
+    etag = await cache.set("k", b"1")
+    await cache.set("other", b"pushes k out")  # flushes and evicts "k"
+    assert "k" not in cache._table
+    await cache.set("k", b"2", if_match=etag)  # same state: the content etag still names it
+    await cache.flush()
+    assert (await counting.inner.get("k")).value == b"2"  # type: ignore[union-attr]
+    with pytest.raises(PreconditionFailedError):
+        await cache.set("k", b"3", if_match=etag)
+
+
+class _ChecksBounds(InterceptingDriver):
+    """Asserts the cache's bounds at every backend call, i.e. at every interleaving point."""
+
+    cache: CachedDriver | None = None
+    checks = 0
+
+    async def around(self, method: str, keys: tuple[str, ...], call: Any) -> Any:
+        if self.cache is not None:
+            table = self.cache._table
+            assert len(table) <= table.max_items
+            assert table.total_bytes <= table.max_bytes
+            self.checks += 1
+        return await call()
+
+
+async def test_issue10_4_bounds_hold_under_1000_concurrent_if_absent_writes() -> None:
+    inner = MemoryDriver()
+    checking = _ChecksBounds(SeededDelayDriver(inner, seed=4))
+    cache = make(checking, max_items=10, max_bytes=10_000)
+    checking.cache = cache
+    value = b"v" * 490
+    await asyncio.gather(*(cache.set(f"k{i}", value, if_absent=True) for i in range(1000)))
+    assert len(cache._table) <= 10
+    assert cache._table.total_bytes <= 10_000
+    assert cache._table.reserved_items == 0
+    assert checking.checks > 1000
+    await cache.flush()
+    assert len(inner._data) == 1000
+    assert {e.value for e in inner._data.values()} == {value}
+
+
+async def test_when_every_entry_is_busy_a_writer_waits_for_room() -> None:
+    gated = GatedDriver(MemoryDriver(), methods=["set"])
+    cache = make(gated, max_items=1)
+    await cache.set("a", b"1")
+    flushing = asyncio.create_task(cache.flush())
+    upload = await gated.next_call("set", key="a")  # "a" is busy: it cannot be evicted
+    writing = asyncio.create_task(cache.set("b", b"2"))
+    await _turns()
+    assert not writing.done()  # backpressure: no room, nothing idle to flush
+    assert len(cache._table) == 1
+    upload.release()
+    await flushing
+    await writing
+    assert len(cache._table) == 1
+    assert cache._table.peek("b") is not None
+    gated.gating = False
+    await cache.aclose()
+
+
+async def test_aclose_that_cannot_flush_says_the_values_are_only_in_the_error(
+    counting: Any,
+) -> None:
+    cache = make(counting)
+    await cache.set("k", b"v")
+    counting.fail_next = BackendUnavailableError("down", store="test")
+    with pytest.raises(FlushFailedError) as info:
+        await cache.aclose()
+    assert info.value.closed
+    assert "stay" not in str(info.value)
+    assert "only in this error's .result" in str(info.value)
+    assert info.value.result.errors[0].local == b"v"
+    with pytest.raises(StoreClosedError):
+        await cache.get("k")
+
+
+async def test_flush_failed_error_from_flush_says_the_keys_stay_dirty(counting: Any) -> None:
+    cache = make(counting)
+    await cache.set("k", b"v")
+    counting.fail_next = BackendUnavailableError("down", store="test")
+    with pytest.raises(FlushFailedError) as info:
+        await cache.flush()
+    assert not info.value.closed
+    assert "stay dirty in the cache" in str(info.value)
+    assert cache.dirty_count == 1
+    await cache.aclose()
+
+
+def test_capabilities_keep_the_inner_stream() -> None:
+    assert Capability.STREAM not in make(MemoryDriver()).capabilities

@@ -1,11 +1,19 @@
-"""State and read path of the cache: freshness, single-flight loads, clean inserts."""
+"""State and read path of the cache: freshness, single-flight loads, clean inserts.
+
+One rule makes the cache's state easy to reason about: an entry is changed only by the
+task that holds its key's gate (``self._gate``), or, for clean entries, when nobody holds
+it (a read filling the cache, an eviction dropping a clean entry). Local writes, deletes,
+flushes of a key, write-through writes and streamed writes all hold the gate for their
+whole duration, backend round trip included, so the operations on one key happen one
+after another, in the order they got the gate. See the state table in the README.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import secrets
+import hashlib
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -19,7 +27,7 @@ from kv_core import (
     StoreClosedError,
 )
 
-from ._entries import CacheEntry, EntryTable, Remote
+from ._entries import CacheEntry, EntryTable, Remote, entry_size
 from ._options import CacheMode, ConflictPolicy, check_policy
 
 if TYPE_CHECKING:
@@ -59,6 +67,17 @@ class _Flight:
         # may predate that write, so it is handed to the waiting readers (their reads
         # overlapped the write) but never stored in the cache.
         self.stale = False
+
+
+def content_etag(value: bytes, expires_at: float | None) -> str:
+    """The cache-made etag of a local write: derived from the state it identifies.
+
+    Content-derived (DESIGN §6 allows it), so that it can still be checked against the
+    backend's state after the entry was flushed and evicted.
+    """
+    digest = hashlib.blake2b(value, digest_size=12)
+    digest.update(repr(expires_at).encode())
+    return f"kvc-{digest.hexdigest()}"
 
 
 def _retrieve(future: asyncio.Future[RawEntry | None]) -> None:
@@ -109,13 +128,15 @@ class CacheCore:
         self._table = EntryTable(max_items, max_bytes)
         self._gate = KeyGate()
         self._flights: dict[str, _Flight] = {}
+        # Writers waiting for room (see Flusher._reserve), first come first served; one is
+        # woken whenever room may have appeared (a gate released, a reservation given
+        # back), and a woken writer that finds room wakes the next one.
+        self._room_waiters: deque[asyncio.Future[None]] = deque()
+        # Dirty keys being flushed to make room, so that two writers do not pick the same.
+        self._evicting: set[str] = set()
         self._conditional_get = Capability.CONDITIONAL_GET in inner.capabilities
         self._batch_get = Capability.GET_MANY in inner.capabilities
         self._closed = False
-        # Cache-made etags: a random per-instance prefix keeps them distinct from any
-        # backend etag and from another cache's, a counter keeps them cheap.
-        self._etag_prefix = f"kvc-{secrets.token_hex(6)}-"
-        self._etag_counter = itertools.count(1)
         # The optional methods this class implements (whatever the inner driver has; in
         # NONE mode they pass through or fall back to single calls).
         self._write_back = self.mode is CacheMode.WRITE_BACK
@@ -127,7 +148,7 @@ class CacheCore:
             Capability.GET_MANY
             | Capability.EXISTS
             | Capability.CONDITIONAL_GET
-            | (inner.capabilities & Capability.NATIVE_TTL)
+            | (inner.capabilities & (Capability.NATIVE_TTL | Capability.STREAM))
         )
         if self._batch_set or self._write_back:
             self.capabilities |= Capability.SET_MANY
@@ -146,8 +167,21 @@ class CacheCore:
         if self._closed:
             raise StoreClosedError("cache is closed", key=key, store=self.name)
 
-    def _new_etag(self) -> str:
-        return f"{self._etag_prefix}{next(self._etag_counter)}"
+    async def _acquire(self, key: str) -> None:
+        await self._gate.acquire(key)
+
+    def _release(self, key: str) -> None:
+        """Give the key's gate back; writers waiting for room look again."""
+        self._gate.release(key)
+        self._wake_room()
+
+    def _wake_room(self) -> None:
+        waiters = self._room_waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def _is_fresh(self, entry: CacheEntry) -> bool:
         """Dirty entries are the truth; clean ones are trusted for ``max_staleness``."""
@@ -164,54 +198,80 @@ class CacheCore:
             return None
         return raw
 
-    def _remote_of(self, entry: CacheEntry) -> Remote:
-        """What a new local write to this entry's key should be conditioned on."""
+    def _base_of(self, entry: CacheEntry) -> Remote:
+        """What a new local write to this entry's key is based on (a backend state)."""
         if entry.dirty:
             return entry.remote  # the base of the pending write stays the base
         if entry.raw is not None and self._expired(entry.raw):
             return None  # drivers treat an expired key as absent for conditions
         return entry.remote
 
+    def _matches(self, etag: str, entry: CacheEntry) -> bool:
+        """True if ``etag`` identifies the live state ``entry`` holds."""
+        live = self._live(entry)
+        if live is None:
+            return False
+        if etag == live.etag or (not entry.dirty and etag == entry.remote):
+            return True
+        # A cache-made etag names a state by its content: it still identifies it after
+        # the entry was flushed, evicted and read back with the backend's etag.
+        return etag.startswith("kvc-") and etag == content_etag(live.value, live.expires_at)
+
     def _touched(self, key: str) -> None:
-        """Note a local write: an in-flight read of ``key`` must not be stored."""
+        """``key`` changed here or in the backend: a read in flight may predate that, so
+        its result must not be cached, and later readers must not join it."""
         flight = self._flights.get(key)
         if flight is not None:
             flight.stale = True
 
     # -- clean inserts -------------------------------------------------------------------
 
-    def _store_clean(self, key: str, raw: RawEntry | None) -> None:
-        """Cache what the backend said about ``key`` (never over a dirty entry)."""
-        current = self._table.peek(key)
+    def _store_clean(self, key: str, view: RawEntry | None, *, holder: bool = False) -> None:
+        """Cache what the backend said about ``key``.
+
+        Never over a dirty entry, and, unless the caller holds the key's gate
+        (``holder``), never while someone else holds it: that someone is changing the key.
+        """
+        if not holder and self._gate.held(key):
+            return
+        table = self._table
+        current = table.peek(key)
         if current is not None and current.dirty:
             return
-        if (raw is None and not self._negative_caching) or not self._table.fits(
-            key, raw.value if raw is not None else None
+        if (
+            view is not None
+            and current is not None
+            and current.raw is not None
+            and current.remote == view.etag
         ):
-            self._table.pop(key)
+            # Same backend state: keep the etag callers already hold for it.
+            current.validated_at = self._timer()
+            table.get(key)
             return
-        remote: Remote = raw.etag if raw is not None else None
-        self._table.put(key, CacheEntry(raw, remote, self._timer()))
-        self._evict_clean(keep=key)
+        if view is None and not self._negative_caching:
+            table.pop(key)
+            return
+        if not table.fits(key, view.value if view is not None else None):
+            table.pop(key)
+            return
+        table.pop(key)
+        size = entry_size(key, view)
+        if table.over(1, size):
+            self._evict_clean(1, size, keep=key)
+            if table.over(1, size):
+                return  # only dirty or busy entries in the way: a read never overfills
+        table.put(key, CacheEntry(view, view.etag if view is not None else None, self._timer()))
 
-    def _evict_clean(self, keep: str) -> None:
-        """Drop clean LRU entries until within bounds; dirty ones are left to the flusher.
-
-        If only dirty entries stand in the way, ``keep`` itself is dropped (when clean):
-        a read never makes the cache exceed its bounds.
-        """
+    def _evict_clean(self, items: int, nbytes: int, keep: str | None = None) -> None:
+        """Drop clean, idle entries (least recently used first) until ``items`` more
+        entries and ``nbytes`` more bytes fit, or nothing else can be dropped."""
         table = self._table
-        if not table.over():
-            return
         for k, e in table.lru():
-            if not table.over():
+            if not table.over(items, nbytes):
                 return
-            if k != keep and not e.dirty:
+            if k != keep and not e.dirty and not self._gate.held(k):
                 table.pop(k)
                 self.stats.evictions += 1
-        kept = table.peek(keep)
-        if table.over() and kept is not None and not kept.dirty:
-            table.pop(keep)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -225,12 +285,22 @@ class CacheCore:
             if entry.dirty:
                 self.stats.hits += 1
                 return None  # a local write that expired: logically deleted
-        return await self._load(key)
+        return self._as_seen(key, await self._load(key))
+
+    def _as_seen(self, key: str, view: RawEntry | None) -> RawEntry | None:
+        """What a caller sees for a backend ``view``: the cached entry's etag when the
+        cache holds that very backend state (so etags stay stable), else the view."""
+        if view is None:
+            return None
+        entry = self._table.peek(key)
+        if entry is not None and not entry.dirty and entry.remote == view.etag:
+            return entry.raw if entry.raw is not None else view
+        return view
 
     async def _known(self, key: str) -> CacheEntry:
-        """The cache's up-to-date knowledge of ``key`` (read from the backend if needed).
+        """The cache's up-to-date knowledge of ``key``; the caller holds its gate.
 
-        The returned entry may be detached from the table (when it could not be cached);
+        The entry returned may be detached from the table (when it could not be cached);
         callers only read it.
         """
         entry = self._table.get(key)
@@ -240,16 +310,17 @@ class CacheCore:
             and (entry.dirty or entry.raw is None or not self._expired(entry.raw))
         ):
             return entry
-        raw = await self._load(key)
+        view = await self._load(key)
+        self._store_clean(key, view, holder=True)
         entry = self._table.peek(key)
-        if entry is not None and (entry.dirty or (entry.raw is raw)):
+        if entry is not None and (entry.dirty or entry.remote == (view.etag if view else None)):
             return entry
-        remote: Remote = raw.etag if raw is not None else None
-        return CacheEntry(raw, remote, self._timer())
+        return CacheEntry(view, view.etag if view is not None else None, self._timer())
 
     async def _load(self, key: str) -> RawEntry | None:
+        """The backend's entry for ``key`` (its own etag), read once for every caller."""
         flight = self._flights.get(key)
-        if flight is None:
+        if flight is None or flight.stale:
             loop = asyncio.get_running_loop()
             flight = _Flight(loop.create_future())
             flight.future.add_done_callback(_retrieve)
@@ -261,18 +332,23 @@ class CacheCore:
         return await asyncio.shield(flight.future)
 
     async def _fetch(self, key: str, flight: _Flight) -> None:
+        # What the backend held when the cache last looked, captured now: the entry
+        # object may change while the read is in flight (a local write, a flush).
+        base: RawEntry | None = None
+        old = self._table.peek(key)
+        if (
+            self._conditional_get
+            and old is not None
+            and not old.dirty
+            and old.raw is not None
+            and isinstance(old.remote, str)
+        ):
+            base = RawEntry(old.raw.value, old.remote, old.raw.expires_at)
         try:
-            old = self._table.peek(key)
             result: RawEntry | NotModified | None
-            if (
-                self._conditional_get
-                and old is not None
-                and not old.dirty
-                and old.raw is not None
-                and isinstance(old.remote, str)
-            ):
+            if base is not None:
                 inner = cast(BatchDriver, self._inner)
-                result = await inner.get_if_changed(key, old.remote)
+                result = await inner.get_if_changed(key, base.etag)
             else:
                 result = await self._inner.get(key)
         except asyncio.CancelledError:
@@ -285,13 +361,21 @@ class CacheCore:
             if self._flights.get(key) is flight:
                 del self._flights[key]
         if isinstance(result, NotModified):
+            # The backend still holds the state ``base`` describes (with the backend's
+            # own etag, never the cache's).
             self.stats.not_modified += 1
-            assert old is not None
+            assert base is not None
+            view = None if self._expired(base) else base
             current = self._table.peek(key)
-            if not flight.stale and current is old:
-                old.validated_at = self._timer()
-            raw = old.raw
-            flight.future.set_result(None if raw is None or self._expired(raw) else raw)
+            if (
+                not flight.stale
+                and current is not None
+                and not current.dirty
+                and current.remote == base.etag
+                and not self._gate.held(key)
+            ):
+                current.validated_at = self._timer()
+            flight.future.set_result(view)
             return
         if not flight.stale:
             self._store_clean(key, result)
@@ -302,7 +386,8 @@ class CacheCore:
         loop = asyncio.get_running_loop()
         fresh: dict[str, _Flight] = {}
         for key in keys:
-            if key not in self._flights and key not in fresh:
+            current = self._flights.get(key)
+            if (current is None or current.stale) and key not in fresh:
                 flight = _Flight(loop.create_future())
                 flight.future.add_done_callback(_retrieve)
                 fresh[key] = flight
@@ -312,14 +397,11 @@ class CacheCore:
             for flight in fresh.values():
                 flight.task = task
             self.stats.misses += len(fresh)
-            return list(
-                await asyncio.gather(*(asyncio.shield(self._flights_or(k, fresh)) for k in keys))
-            )
-        return list(await asyncio.gather(*(self._load(k) for k in keys)))
-
-    def _flights_or(self, key: str, fresh: dict[str, _Flight]) -> asyncio.Future[RawEntry | None]:
-        flight = fresh.get(key) or self._flights[key]
-        return flight.future
+            futures = [(fresh.get(k) or self._flights[k]).future for k in keys]
+            views = await asyncio.gather(*(asyncio.shield(f) for f in futures))
+        else:
+            views = await asyncio.gather(*(self._load(k) for k in keys))
+        return [self._as_seen(k, v) for k, v in zip(keys, views, strict=True)]
 
     async def _fetch_batch(self, flights: dict[str, _Flight]) -> None:
         keys = list(flights)

@@ -8,16 +8,17 @@ from typing import TYPE_CHECKING, Any, cast
 
 from kv_core import (
     NOT_MODIFIED,
+    BackendUnavailableError,
     BatchDriver,
     NotModified,
-    OutcomeUnknownError,
     PreconditionFailedError,
     RawEntry,
 )
 
-from ._entries import UNKNOWN, CacheEntry, Remote
-from ._flush import Flusher
+from ._core import content_etag
+from ._entries import UNKNOWN, CacheEntry, Remote, entry_size
 from ._result import FlushConflictError, FlushFailedError, FlushResult, FlushStatus
+from ._stream import Streams
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["CachedDriver"]
 
 
-class CachedDriver(Flusher):
+class CachedDriver(Streams):
     """A driver that caches another driver's entries in this process.
 
     ``Store(CachedDriver(inner, ...))`` is used like any store; see the package README
@@ -159,20 +160,26 @@ class CachedDriver(Flusher):
             )
         if not self._write_back or not self._table.fits(key, value):
             return await self._write_through(key, value, expires_at, if_match, if_absent)
-        await self._reserve(key, value)
-        # From here to the local write nothing awaits except the read of the current
-        # state, so the condition check and the write are atomic in this process.
-        remote: Remote = UNKNOWN  # never seen: the flush writes unconditionally
-        if if_match is not None or if_absent:
-            known = await self._known(key)
-            self._check_condition(key, known, if_match, if_absent)
-            remote = self._remote_of(known)
-        entry = self._table.peek(key)
-        if entry is not None:
-            remote = self._remote_of(entry)
-        etag = self._new_etag()
-        self._write_local(key, entry, RawEntry(value, etag, expires_at), remote)
-        return etag
+        size = entry_size(key, value)
+        await self._reserve(key, size)
+        try:
+            await self._acquire(key)
+            try:
+                base: Remote = UNKNOWN  # never seen: the flush writes unconditionally
+                if if_match is not None or if_absent:
+                    known = await self._known(key)
+                    self._check_condition(key, known, if_match, if_absent)
+                    base = self._base_of(known)
+                entry = self._table.peek(key)
+                if entry is not None:
+                    base = self._base_of(entry)
+                raw = RawEntry(value, content_etag(value, expires_at), expires_at)
+                self._write_local(key, entry, raw, base)
+                return raw.etag
+            finally:
+                self._release(key)
+        finally:
+            self._unreserve(size)
 
     async def set_many(
         self, items: Sequence[tuple[str, bytes]], *, expires_at: float | None = None
@@ -193,7 +200,7 @@ class CachedDriver(Flusher):
         held: list[str] = []
         try:
             for key in keys:
-                await self._gate.acquire(key)
+                await self._acquire(key)
                 held.append(key)
             try:
                 etags = list(await inner.set_many(items, expires_at=expires_at))
@@ -202,13 +209,15 @@ class CachedDriver(Flusher):
                     self._table.pop(key)
                     self._touched(key)
                 raise
-            for (key, value), etag in zip(items, etags, strict=True):
+            for key in keys:
                 self._touched(key)
-                self._store_clean(key, RawEntry(value, etag, expires_at))
+                self._table.pop(key)
+            for (key, value), etag in zip(items, etags, strict=True):
+                self._store_clean(key, RawEntry(value, etag, expires_at), holder=True)
             return etags
         finally:
             for key in held:
-                self._gate.release(key)
+                self._release(key)
 
     async def delete(self, key: str, *, if_match: str | None = None) -> bool:
         """Remove ``key``; in write-back mode a tombstone until the next flush."""
@@ -217,51 +226,49 @@ class CachedDriver(Flusher):
             return await self._inner.delete(key, if_match=if_match)
         if not self._write_back:
             return await self._delete_through(key, if_match)
-        await self._reserve(key, None)
-        known = await self._known(key)
-        self._check_condition(key, known, if_match, False)
-        if self._live(known) is None:
-            return False
-        entry = self._table.peek(key)
-        remote = self._remote_of(entry if entry is not None else known)
-        if remote is None:
-            # Created locally and never flushed: deleting it leaves nothing to send.
-            if entry is not None:
-                self._write_local(key, entry, None, None)
-                entry.dirty = False
-                if not self._negative_caching:
-                    self._table.pop(key)
-            return True
-        self._write_local(key, entry, None, remote)
-        return True
+        size = entry_size(key, None)
+        await self._reserve(key, size)
+        try:
+            await self._acquire(key)
+            try:
+                known = await self._known(key)
+                self._check_condition(key, known, if_match, False)
+                if self._live(known) is None:
+                    return False
+                entry = self._table.peek(key)
+                base = self._base_of(entry if entry is not None else known)
+                # Even a key created here and never flushed (base None) gets a tombstone:
+                # its flush then sends nothing. No shortcut marks anything clean.
+                self._write_local(key, entry, None, base)
+                return True
+            finally:
+                self._release(key)
+        finally:
+            self._unreserve(size)
 
     def _check_condition(
         self, key: str, known: CacheEntry, if_match: str | None, if_absent: bool
     ) -> None:
-        live = self._live(known)
-        if if_absent and live is not None:
+        if if_absent and self._live(known) is not None:
             raise PreconditionFailedError("key already exists", key=key, store=self.name)
-        if if_match is not None and (
-            live is None or (if_match != live.etag and (known.dirty or if_match != known.remote))
-        ):
+        if if_match is not None and not self._matches(if_match, known):
             raise PreconditionFailedError("etag does not match", key=key, store=self.name)
 
     def _write_local(
-        self, key: str, entry: CacheEntry | None, raw: RawEntry | None, remote: Remote
+        self, key: str, entry: CacheEntry | None, raw: RawEntry | None, base: Remote
     ) -> None:
-        """Record a dirty write (``raw`` None: a tombstone) based on ``remote``."""
+        """Record a dirty write (``raw`` None: a tombstone) based on ``base``.
+
+        The caller holds the key's gate and a reservation of room for it.
+        """
         if entry is None:
-            entry = CacheEntry(raw, remote, self._timer(), dirty=True)
-            self._table.put(key, entry)
+            self._table.put(key, CacheEntry(raw, base, self._timer(), dirty=True))
         else:
             entry.raw = raw
-            entry.remote = remote
+            entry.remote = base
             entry.dirty = True
-            entry.version += 1
             self._table.resize(key, entry)
         self._touched(key)
-        # A read may have filled the cache while _reserve's flush was awaited.
-        self._evict_clean(keep=key)
         if self._flush_interval is not None:
             self._start_timer()
 
@@ -273,60 +280,74 @@ class CachedDriver(Flusher):
         if_match: str | None,
         if_absent: bool,
     ) -> str:
-        await self._gate.acquire(key)
+        await self._acquire(key)
         try:
             entry = self._table.peek(key)
             if entry is not None and entry.dirty:
                 # Write-back value too large to cache: it replaces the dirty entry, so it
                 # goes out conditioned on what that entry was based on.
                 self._check_condition(key, entry, if_match, if_absent)
-                remote = UNKNOWN if self._on_conflict == "overwrite" else entry.remote
-                etag = await self._push(key, value, expires_at, remote)
+                base = UNKNOWN if self._on_conflict == "overwrite" else entry.remote
+                try:
+                    etag = await self._push(key, value, expires_at, base)
+                finally:
+                    self._touched(key)
                 assert etag is not None
                 self._table.pop(key)
-                self._touched(key)
                 return etag
-            if (
-                entry is not None
-                and entry.raw is not None
-                and if_match == entry.raw.etag
-                and isinstance(entry.remote, str)
-            ):
-                if_match = entry.remote  # a cache-made etag the backend never saw
+            if if_match is not None and if_match.startswith("kvc-"):
+                # A cache-made etag: the backend never saw it. Check it here and send
+                # the backend's own etag for the same state instead.
+                known = await self._known(key)
+                if not self._matches(if_match, known) or not isinstance(known.remote, str):
+                    raise PreconditionFailedError("etag does not match", key=key, store=self.name)
+                if_match = known.remote
             try:
                 etag = await self._inner.set(
                     key, value, expires_at=expires_at, if_match=if_match, if_absent=if_absent
                 )
             except PreconditionFailedError:
+                self._touched(key)
                 self._refused(key)
                 raise
-            except OutcomeUnknownError:
-                self._table.pop(key)
-                self._touched(key)
+            except BaseException as exc:
+                if not isinstance(exc, BackendUnavailableError):
+                    # The write may or may not have happened: forget what the cache knew.
+                    self._table.pop(key)
+                    self._touched(key)
                 raise
             self._touched(key)
-            self._store_clean(key, RawEntry(value, etag, expires_at))
+            self._table.pop(key)
+            self._store_clean(key, RawEntry(value, etag, expires_at), holder=True)
             return etag
         finally:
-            self._gate.release(key)
+            self._release(key)
 
     async def _delete_through(self, key: str, if_match: str | None) -> bool:
-        await self._gate.acquire(key)
+        await self._acquire(key)
         try:
+            if if_match is not None and if_match.startswith("kvc-"):
+                known = await self._known(key)
+                if not self._matches(if_match, known) or not isinstance(known.remote, str):
+                    raise PreconditionFailedError("etag does not match", key=key, store=self.name)
+                if_match = known.remote
             try:
                 existed = await self._inner.delete(key, if_match=if_match)
             except PreconditionFailedError:
+                self._touched(key)
                 self._refused(key)
                 raise
-            except OutcomeUnknownError:
-                self._table.pop(key)
-                self._touched(key)
+            except BaseException as exc:
+                if not isinstance(exc, BackendUnavailableError):
+                    self._table.pop(key)
+                    self._touched(key)
                 raise
             self._touched(key)
-            self._store_clean(key, None)
+            self._table.pop(key)
+            self._store_clean(key, None, holder=True)
             return existed
         finally:
-            self._gate.release(key)
+            self._release(key)
 
     def _refused(self, key: str) -> None:
         """The backend refused a conditional write: the cache keeps its value but will ask
@@ -334,7 +355,6 @@ class CachedDriver(Flusher):
         entry = self._table.peek(key)
         if entry is not None and not entry.dirty:
             entry.validated_at = float("-inf")
-        self._touched(key)
 
     # -- flush and close -----------------------------------------------------------------
 
@@ -353,14 +373,15 @@ class CachedDriver(Flusher):
         self._check_open()
         return await self._flush_all()
 
-    async def _flush_all(self) -> FlushResult:
+    async def _flush_all(self, *, closing: bool = False) -> FlushResult:
         outcomes = await self._flush_keys(self._table.dirty_keys())
         result = FlushResult([*self._pending, *outcomes])
         self._pending = []
         if self._on_conflict == "raise" and result.by_status(FlushStatus.CONFLICT):
             raise FlushConflictError(result, store=self.name)
         if result.errors:
-            raise FlushFailedError(result, store=self.name) from result.errors[0].error
+            error = FlushFailedError(result, store=self.name, closed=closing)
+            raise error from result.errors[0].error
         return result
 
     async def aclose(self) -> None:
@@ -376,7 +397,7 @@ class CachedDriver(Flusher):
                 self._timer_task.cancel()
                 self._timer_task = None
             if self._write_back:
-                await self._flush_all()
+                await self._flush_all(closing=True)
         finally:
             self._closed = True
             self._table.clear()

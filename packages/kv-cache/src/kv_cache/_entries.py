@@ -32,22 +32,20 @@ Remote = Union[str, None, Unknown]  # noqa: UP007 (evaluated at runtime on 3.10)
 
 @dataclass(eq=False)
 class CacheEntry:
-    """One cached key.
+    """One cached key. Changed only by the holder of the key's gate (see ``_core``).
 
     ``raw`` None means absent: a negative entry when clean, a tombstone when dirty.
-    ``raw.etag`` is what callers see; for a value written locally it is a cache-made
-    etag that stays valid after the flush (so a caller's ``if_match`` survives it), and
-    ``remote`` is then the backend's own etag. A dirty entry's ``remote`` is the state its
-    write is based on, and the flush is conditional on it.
+    ``raw.etag`` is what callers see; for a value written locally it is a cache-made,
+    content-derived etag (``kvc-…``) that stays valid after the flush. ``remote`` is the
+    backend's own etag and nothing else: it is only ever set from what the backend
+    returned, and it is the only etag the cache sends to the backend. A dirty entry's
+    ``remote`` is the state its write is based on, and the flush is conditional on it.
     """
 
     raw: RawEntry | None
     remote: Remote
     validated_at: float
     dirty: bool = False
-    #: Bumped by every local write: a flush only marks the entry clean if no write
-    #: happened while it was talking to the backend.
-    version: int = 0
     size: int = 0
 
 
@@ -61,13 +59,24 @@ def entry_size(key: str, raw: RawEntry | bytes | None) -> int:
 class EntryTable:
     """An LRU-ordered dict of entries with running totals (no I/O, no awaits)."""
 
-    __slots__ = ("_entries", "max_bytes", "max_items", "total_bytes")
+    __slots__ = (
+        "_entries",
+        "max_bytes",
+        "max_items",
+        "reserved_bytes",
+        "reserved_items",
+        "total_bytes",
+    )
 
     def __init__(self, max_items: int, max_bytes: int) -> None:
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
         self.max_items = max_items
         self.max_bytes = max_bytes
         self.total_bytes = 0
+        # Room promised to local writes that have not committed yet (see Flusher._reserve):
+        # counted as used, so that concurrent writers never promise the same room twice.
+        self.reserved_items = 0
+        self.reserved_bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -102,6 +111,10 @@ class EntryTable:
         entry.size = new_size
         self._entries.move_to_end(key)
 
+    def within_bounds(self) -> bool:
+        """True if the entries (reservations aside) respect both bounds."""
+        return len(self._entries) <= self.max_items and self.total_bytes <= self.max_bytes
+
     def pop(self, key: str) -> CacheEntry | None:
         """Remove ``key``; return its entry or None."""
         entry = self._entries.pop(key, None)
@@ -110,11 +123,21 @@ class EntryTable:
         return entry
 
     def over(self, extra_items: int = 0, extra_bytes: int = 0) -> bool:
-        """True if the table would exceed a bound after adding this much."""
+        """True if the table, with its reservations, would exceed a bound after adding this."""
         return (
-            len(self._entries) + extra_items > self.max_items
-            or self.total_bytes + extra_bytes > self.max_bytes
+            len(self._entries) + self.reserved_items + extra_items > self.max_items
+            or self.total_bytes + self.reserved_bytes + extra_bytes > self.max_bytes
         )
+
+    def shortfall(self, key: str, size: int) -> tuple[int, int]:
+        """(items, bytes) missing before ``key`` can hold an entry of ``size`` bytes.
+
+        The key's own entry counts as free: the new one replaces it.
+        """
+        own = self._entries.get(key)
+        items = len(self._entries) - (own is not None) + self.reserved_items + 1
+        nbytes = self.total_bytes - (own.size if own is not None else 0) + self.reserved_bytes
+        return max(0, items - self.max_items), max(0, nbytes + size - self.max_bytes)
 
     def fits(self, key: str, value: bytes | None) -> bool:
         """True if one entry of this size can be cached at all."""

@@ -15,7 +15,7 @@ from kv_core import (
 )
 
 from ._core import CacheCore
-from ._entries import UNKNOWN, CacheEntry, Remote, Unknown, entry_size
+from ._entries import UNKNOWN, CacheEntry, Remote, Unknown
 from ._result import FlushFailedError, FlushResult, FlushStatus, KeyOutcome
 
 if TYPE_CHECKING:
@@ -54,45 +54,53 @@ class Flusher(CacheCore):
         return await inner.set(key, value, expires_at=expires_at, if_match=remote)
 
     async def _flush_one(self, key: str) -> KeyOutcome | None:
-        await self._gate.acquire(key)
+        """Write ``key``'s dirty entry to the backend, holding its gate throughout."""
+        await self._acquire(key)
         try:
-            entry = self._table.peek(key)
-            if entry is None or not entry.dirty:
-                return None  # flushed meanwhile by someone else
-            version = entry.version
-            raw = entry.raw
-            # A local write whose expiry passed is a delete: the value it replaced must
-            # not come back.
-            value = None if raw is None or self._expired(raw) else raw.value
-            expires_at = raw.expires_at if raw is not None else None
-            try:
-                new_remote = await self._push(key, value, expires_at, entry.remote)
-            except PreconditionFailedError:
-                return await self._resolve(key, entry, version, value, expires_at)
-            except KVError as exc:
-                # The key stays dirty. After OutcomeUnknownError the write may have
-                # landed: the next flush then sees a "conflict" with identical bytes,
-                # which _resolve reports as WRITTEN.
-                if not isinstance(exc, OutcomeUnknownError):
-                    logger.debug("flush of %r failed: %s", key, exc)
-                return KeyOutcome(key, FlushStatus.ERROR, local=value, error=exc)
-            self._settle(key, entry, version, new_remote)
-            self.stats.flushed += 1
-            return KeyOutcome(key, FlushStatus.WRITTEN, local=value)
+            return await self._flush_held(key)
         finally:
-            self._gate.release(key)
+            self._release(key)
 
-    def _settle(self, key: str, entry: CacheEntry, version: int, new_remote: str | None) -> None:
-        """Record that the backend now holds ``new_remote`` for the entry's flushed state."""
+    async def _flush_held(self, key: str) -> KeyOutcome | None:
+        """:meth:`_flush_one` for a caller that already holds the key's gate."""
+        entry = self._table.peek(key)
+        if entry is None or not entry.dirty:
+            return None  # flushed meanwhile by someone else
+        raw = entry.raw
+        # A local write whose expiry passed is a delete: the value it replaced must
+        # not come back.
+        value = None if raw is None or self._expired(raw) else raw.value
+        expires_at = raw.expires_at if raw is not None else None
+        if value is None and entry.remote is None:
+            # Seen absent, meant absent (created here and deleted before any flush):
+            # nothing to send, nothing to report.
+            self._settle(key, entry, None)
+            return None
+        try:
+            new_remote = await self._push(key, value, expires_at, entry.remote)
+        except PreconditionFailedError:
+            return await self._resolve(key, entry, value, expires_at)
+        except KVError as exc:
+            # The key stays dirty. After OutcomeUnknownError the write may have
+            # landed: the next flush then sees a "conflict" with identical bytes,
+            # which _resolve reports as WRITTEN.
+            if not isinstance(exc, OutcomeUnknownError):
+                logger.debug("flush of %r failed: %s", key, exc)
+            return KeyOutcome(key, FlushStatus.ERROR, local=value, error=exc)
+        finally:
+            self._touched(key)  # a read in flight may predate the write
+        self._settle(key, entry, new_remote)
+        self.stats.flushed += 1
+        return KeyOutcome(key, FlushStatus.WRITTEN, local=value)
+
+    def _settle(self, key: str, entry: CacheEntry, new_remote: str | None) -> None:
+        """The backend now holds the entry's state as ``new_remote``: the entry is clean."""
         if self._table.peek(key) is not entry:
             return
         entry.remote = new_remote
-        if entry.version != version:
-            entry.dirty = True  # written again meanwhile: still ahead of the backend
-            return
         entry.dirty = False
         entry.validated_at = self._timer()
-        if entry.raw is not None and self._expired(entry.raw):
+        if entry.raw is not None and (new_remote is None or self._expired(entry.raw)):
             entry.raw = None
             self._table.resize(key, entry)
         if entry.raw is None and not self._negative_caching:
@@ -102,41 +110,40 @@ class Flusher(CacheCore):
         self,
         key: str,
         entry: CacheEntry,
-        version: int,
         value: bytes | None,
         expires_at: float | None,
     ) -> KeyOutcome:
-        """The backend changed since the cache last saw ``key``: apply the policy."""
+        """The backend changed since the cache last saw ``key``: apply the policy.
+
+        The caller holds the key's gate.
+        """
         try:
             current = await self._inner.get(key)
-            if _same(current, value):
-                # Already what we meant to write (another writer agreed, or an earlier
-                # write of ours whose outcome was unknown landed after all).
-                self._settle(key, entry, version, current.etag if current else None)
+            if _same(current, value, expires_at):
+                # Already what we meant to write (an earlier write of ours whose outcome
+                # was unknown landed after all, or another writer agreed).
+                self._settle(key, entry, current.etag if current else None)
                 self.stats.flushed += 1
                 return KeyOutcome(key, FlushStatus.WRITTEN, local=value)
             policy = self._on_conflict
             if policy == "overwrite":
                 new_remote = await self._push(key, value, expires_at, UNKNOWN)
-                self._settle(key, entry, version, new_remote)
+                self._settle(key, entry, new_remote)
                 self.stats.flushed += 1
                 return KeyOutcome(key, FlushStatus.OVERWRITTEN, local=value, remote=current)
             if callable(policy):
                 return await self._merge(
-                    key,
-                    entry=entry,
-                    version=version,
-                    value=value,
-                    expires_at=expires_at,
-                    current=current,
+                    key, entry=entry, value=value, expires_at=expires_at, current=current
                 )
         except KVError as exc:
             return KeyOutcome(key, FlushStatus.ERROR, local=value, error=exc)
+        finally:
+            self._touched(key)
         # "raise" and "skip": the remote value wins in the cache; the local change lives
         # on only in the outcome (and, for "raise", in the error flush() raises).
-        if self._table.peek(key) is entry and entry.version == version:
+        if self._table.peek(key) is entry:
             self._table.pop(key)
-            self._store_clean(key, current)
+            self._store_clean(key, current, holder=True)
         status = FlushStatus.CONFLICT if policy == "raise" else FlushStatus.SKIPPED
         logger.warning("kv-cache: %s for key %r (policy %r)", status.value, key, policy)
         return KeyOutcome(key, status, local=value, remote=current)
@@ -146,7 +153,6 @@ class Flusher(CacheCore):
         key: str,
         *,
         entry: CacheEntry,
-        version: int,
         value: bytes | None,
         expires_at: float | None,
         current: RawEntry | None,
@@ -166,14 +172,15 @@ class Flusher(CacheCore):
                 current = await self._inner.get(key)
                 continue
             if self._table.peek(key) is entry:
-                if entry.version == version:
-                    entry.raw = (
-                        RawEntry(merged, new_remote, expires_at)
-                        if merged is not None and new_remote is not None
-                        else None
-                    )
-                    self._table.resize(key, entry)
-                self._settle(key, entry, version, new_remote)
+                entry.raw = (
+                    RawEntry(merged, new_remote, expires_at)
+                    if merged is not None and new_remote is not None
+                    else None
+                )
+                self._table.resize(key, entry)
+                self._settle(key, entry, new_remote)
+                if not self._table.within_bounds():
+                    self._table.pop(key)  # the merge grew it: clean now, so just drop it
             self.stats.flushed += 1
             return KeyOutcome(key, FlushStatus.MERGED, local=merged, remote=first_remote)
         error = PreconditionFailedError(
@@ -208,51 +215,82 @@ class Flusher(CacheCore):
             if outcome.status not in (FlushStatus.WRITTEN, FlushStatus.ERROR):
                 self._pending.append(outcome)
 
-    async def _reserve(self, key: str, value: bytes | None) -> None:
-        """Make room for ``key`` holding ``value``, flushing dirty LRU entries if needed.
+    async def _reserve(self, key: str, size: int) -> None:
+        """Reserve room for ``key`` holding an entry of ``size`` bytes; the caller must
+        :meth:`_unreserve` it once its entry is in the table (or the write failed).
+
+        Called before taking the key's gate, so that a writer waiting for room never
+        holds a gate another writer's room depends on. Clean idle entries are dropped
+        first; if dirty entries stand in the way, the least recently used idle ones are
+        flushed (a batch of at least ``max_items // 16``) and dropped; if every one of them
+        is busy (being written or flushed by someone else), the writer waits until one is
+        not. Reservations count as used room, so concurrent writers never get the same
+        room twice and ``max_items``/``max_bytes`` hold under any concurrency.
 
         Raises:
             FlushFailedError: Dirty entries stand in the way and the backend refused them;
-                nothing was changed for ``key``.
+                nothing was reserved.
         """
         table = self._table
-        entry = table.peek(key)
-        extra_items = 0 if entry is not None else 1
-        extra_bytes = entry_size(key, value) - (entry.size if entry is not None else 0)
-        if not table.over(extra_items, extra_bytes):
-            return
-        items = len(table) + extra_items
-        nbytes = table.total_bytes + extra_bytes
-        victims: list[str] = []
-        for k, e in table.lru():
-            if items <= table.max_items and nbytes <= table.max_bytes:
-                break
-            if k == key:
+        while True:
+            items, nbytes = table.shortfall(key, size)
+            if items or nbytes:
+                self._evict_clean(items, nbytes + size, keep=key)
+                items, nbytes = table.shortfall(key, size)
+            if not items and not nbytes:
+                table.reserved_items += 1
+                table.reserved_bytes += size
+                if self._room_waiters and not table.over(1, 0):
+                    self._wake_room()  # room for more than this writer: pass it on
+                return
+            victims = self._victims(key, items, nbytes)
+            if not victims:
+                # Every entry in the way is busy; its owner wakes a waiter when done.
+                waiter = asyncio.get_running_loop().create_future()
+                self._room_waiters.append(waiter)
+                try:
+                    await waiter
+                except asyncio.CancelledError:
+                    if waiter.done() and not waiter.cancelled():
+                        self._wake_room()  # woken just as cancelled: pass the turn on
+                    raise
                 continue
-            if e.dirty:
-                victims.append(k)
-            else:
-                table.pop(k)
-                self.stats.evictions += 1
+            self._evicting.update(victims)
+            try:
+                outcomes = await self._flush_keys(victims)
+            finally:
+                self._evicting.difference_update(victims)
+            self._keep_pending(outcomes)
+            for k in victims:
+                victim = table.peek(k)
+                if victim is not None and not victim.dirty and not self._gate.held(k):
+                    table.pop(k)
+                    self.stats.evictions += 1
+            self._wake_room()
+            failed = [o for o in outcomes if o.status is FlushStatus.ERROR]
+            if failed:
+                error = FlushFailedError(FlushResult(failed), store=self.name)
+                raise error from failed[0].error
+
+    def _unreserve(self, size: int) -> None:
+        table = self._table
+        table.reserved_items -= 1
+        table.reserved_bytes -= size
+        self._wake_room()
+
+    def _victims(self, key: str, items: int, nbytes: int) -> list[str]:
+        """Idle dirty entries to flush so that ``items`` and ``nbytes`` become free."""
+        victims: list[str] = []
+        batch = max(1, self._table.max_items // 16)
+        for k, e in self._table.lru():
+            if items <= 0 and nbytes <= 0 and len(victims) >= batch:
+                break
+            if k == key or not e.dirty or k in self._evicting or self._gate.held(k):
+                continue
+            victims.append(k)
             items -= 1
             nbytes -= e.size
-        if not victims:
-            return
-        # Flush a batch, not one key per write: the next writes then find clean entries.
-        batch = max(len(victims), table.max_items // 16)
-        chosen = {*victims, key}
-        extra = [k for k in table.dirty_keys() if k not in chosen]
-        outcomes = await self._flush_keys(victims + extra[: batch - len(victims)])
-        self._keep_pending(outcomes)
-        failed = [o for o in outcomes if o.status is FlushStatus.ERROR]
-        for k in victims:
-            victim = table.peek(k)
-            if victim is not None and not victim.dirty:
-                table.pop(k)
-                self.stats.evictions += 1
-        if failed:
-            error = FlushFailedError(FlushResult(failed), store=self.name)
-            raise error from failed[0].error
+        return victims  # possibly fewer than needed: flushing them is still progress
 
     # -- the timer -----------------------------------------------------------------------
 
@@ -271,7 +309,12 @@ class Flusher(CacheCore):
                 logger.exception("kv-cache: background flush failed")
 
 
-def _same(current: RawEntry | None, value: bytes | None) -> bool:
+def _same(current: RawEntry | None, value: bytes | None, expires_at: float | None) -> bool:
+    """True if the backend holds exactly the state the cache meant to write."""
     if current is None:
         return value is None
-    return value is not None and current.value == value
+    if value is None or current.value != value:
+        return False
+    if current.expires_at is None or expires_at is None:
+        return current.expires_at is None and expires_at is None
+    return abs(current.expires_at - expires_at) < 0.001  # backends keep milliseconds

@@ -124,26 +124,40 @@ class FlushConflictError(PreconditionFailedError):
 
 
 class FlushFailedError(BackendError):
-    """A flush could not write some keys because the backend failed; they stay dirty.
+    """A flush could not write some keys because the backend failed.
 
-    ``result`` holds every outcome; the first backend error is chained as ``__cause__``.
+    ``result`` holds every outcome (the unwritten values in ``KeyOutcome.local``); the
+    first backend error is chained as ``__cause__``. From ``flush()`` or an eviction the
+    keys stay dirty in the cache and the next flush retries them. From ``aclose()``
+    (``closed`` True) the cache is closed: ``result`` is the only copy of those values left.
     """
 
-    def __init__(self, result: FlushResult, *, store: str | None = None) -> None:
+    def __init__(
+        self, result: FlushResult, *, store: str | None = None, closed: bool = False
+    ) -> None:
         errors = result.errors
         first = errors[0].key if errors else None
+        if closed:
+            fate = "the cache is closed, so their values are only in this error's .result"
+        else:
+            fate = "they stay dirty in the cache and the next flush retries them"
         super().__init__(
-            f"{len(errors)} dirty key(s) could not be written; they stay in the cache",
+            f"{len(errors)} dirty key(s) could not be written; {fate}",
             key=first,
             store=store,
         )
         self.result = result
+        self.closed = closed
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild, (type(self), self.result, self.store))
+        return (_rebuild_failed, (self.result, self.store, self.closed))
 
 
 def _rebuild(
     cls: type[FlushConflictError | FlushFailedError], result: FlushResult, store: str | None
 ) -> KVError:
     return cls(result, store=store)
+
+
+def _rebuild_failed(result: FlushResult, store: str | None, closed: bool) -> KVError:
+    return FlushFailedError(result, store=store, closed=closed)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus
 
 if TYPE_CHECKING:
     from ._driver import CachedDriver
@@ -48,8 +48,9 @@ def split_cache_url(url: str) -> tuple[str, dict[str, object]]:
     """Split ``cache+<inner>`` into the inner URL and the cache options in its query.
 
     Query parameters named ``cache_<option>`` (``cache_mode=write_through``,
-    ``cache_max_items=1000``, ``cache_ttl=5``) are taken out of the inner URL; all
-    other parameters stay in it.
+    ``cache_max_items=1000``, ``cache_ttl=5``) are taken out of the inner URL; everything
+    else is left exactly as written (the URL is never parsed and rebuilt, which would
+    turn ``file:./data`` into ``file:///./data``, a folder at the root).
 
     Raises:
         ValueError: ``url`` does not start with ``cache+``, or an option is malformed.
@@ -57,23 +58,28 @@ def split_cache_url(url: str) -> tuple[str, dict[str, object]]:
     if not url.lower().startswith("cache+"):
         raise ValueError("a cache URL looks like 'cache+<inner-url>', e.g. 'cache+redis://host'")
     inner = url[len("cache+") :]
-    if "?" not in inner:
+    base, question, rest = inner.partition("?")
+    if not question:
         return inner, {}
-    parts = urlsplit(inner)
-    kept: list[tuple[str, str]] = []
+    query, hash_sign, fragment = rest.partition("#")
+    kept: list[str] = []
     options: dict[str, object] = {}
-    for name, text in parse_qsl(parts.query, keep_blank_values=True):
-        if name.startswith(_QUERY_PREFIX):
-            option = name[len(_QUERY_PREFIX) :]
-            option = _ALIASES.get(option, option)
-            if option not in CACHE_OPTIONS:
-                raise ValueError(f"unknown cache option in URL: {name}")
-            options[option] = _convert(option, text)
-        else:
-            kept.append((name, text))
+    for part in query.split("&"):
+        raw_name, _, raw_value = part.partition("=")
+        name = unquote_plus(raw_name)
+        if not name.startswith(_QUERY_PREFIX):
+            kept.append(part)
+            continue
+        option = name[len(_QUERY_PREFIX) :]
+        option = _ALIASES.get(option, option)
+        if option not in CACHE_OPTIONS:
+            raise ValueError(f"unknown cache option in URL: {name}")
+        options[option] = _convert(option, unquote_plus(raw_value))
     if not options:
         return inner, options  # leave the inner URL exactly as written
-    return urlunsplit(parts._replace(query=urlencode(kept))), options
+    kept = [part for part in kept if part]
+    rebuilt = base + ("?" + "&".join(kept) if kept else "") + hash_sign + fragment
+    return rebuilt, options
 
 
 def open_cached(cls: type[CachedDriver], url: str, options: dict[str, Any]) -> CachedDriver:

@@ -34,6 +34,17 @@ from ._azurite import (
 from ._conformance import DriverConformance
 from ._corpus import JSON_VALUES, RICH_VALUES, WEIRD_KEYS
 from ._harness import Harness, MemoryHarness, TestClock, UrlHarness
+from ._interleave import (
+    CallHandle,
+    GatedDriver,
+    InterceptingDriver,
+    ScheduleFailure,
+    ScheduleSetup,
+    SeededDelayDriver,
+    default_schedule_count,
+    run_schedule,
+    run_schedules,
+)
 from ._model import StoreModelTest
 from ._ports import free_port
 from ._process import CrossProcessConformance, UnreachableConformance, cross_process_increments
@@ -70,6 +81,15 @@ __all__ = [
     "UnreachableConformance",
     "UrlHarness",
     "cross_process_increments",
+    "CallHandle",
+    "GatedDriver",
+    "InterceptingDriver",
+    "ScheduleFailure",
+    "ScheduleSetup",
+    "SeededDelayDriver",
+    "default_schedule_count",
+    "run_schedule",
+    "run_schedules",
 ]
 
 settings.register_profile("kv-dev", max_examples=25, stateful_step_count=25, deadline=None)
