@@ -5,15 +5,15 @@ from __future__ import annotations
 from kv_core.testing import (
     CrossProcessConformance,
     DriverConformance,
+    Harness,
     StoreModelTest,
     UnreachableConformance,
+    cross_process_increments,
 )
 
 
 class TestConformance(DriverConformance):
-    # A transfer holds up to (max_concurrency + 1) blocks of block_size (4 + 1 × 4 MiB by
-    # default): bounded by the driver's settings, not by the file's size.
-    file_peak_limit = 24 << 20
+    pass
 
 
 class TestModel(StoreModelTest):
@@ -21,7 +21,18 @@ class TestModel(StoreModelTest):
 
 
 class TestCrossProcess(CrossProcessConformance):
-    pass
+    def test_update_loses_nothing_across_processes(self, kv_harness: Harness) -> None:
+        """The shared test, with its figure printed for the README."""
+        processes, tasks, increments = 2, 4, 125
+        total = cross_process_increments(
+            kv_harness, processes=processes, tasks=tasks, increments=increments
+        )
+        expected = processes * tasks * increments
+        print(
+            f"FAULT kv-azure cross-process update(): {processes} processes x {tasks} tasks x "
+            f"{increments} increments -> {total} (expected {expected})"
+        )
+        assert total == expected
 
 
 class TestUnreachable(UnreachableConformance):
