@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from kv_core import (
     BackendUnavailableError,
+    Capability,
     MemoryDriver,
     OutcomeUnknownError,
     PreconditionFailedError,
@@ -354,3 +355,19 @@ async def test_a_timeout_leaves_no_pending_cancellation_on_the_task() -> None:
     await asyncio.sleep(0)  # not cancelled by a leftover request
     faulty.stall = set()
     assert await timeout.get("k") is None  # and the layer still works
+
+
+async def test_retry_repeats_a_collected_write_stream_over_a_driver_that_does_not_stream() -> None:
+    faulty = FaultyDriver()
+    faulty.capabilities &= ~Capability.STREAM
+    retry = Retry(faulty, attempts=3, base_delay=0)
+    faulty.failures["set"] = [unavailable(), unavailable()]
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"1"
+        yield b"2"
+
+    # Called directly, as a layer above (Stats, Router...) would: the Store itself collects.
+    await retry.write_stream("s", chunks())
+    assert faulty.calls["set"] == 3
+    assert (await faulty.inner.get("s")).value == b"12"  # type: ignore[union-attr]

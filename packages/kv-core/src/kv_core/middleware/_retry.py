@@ -7,7 +7,7 @@ import random
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from .._driver import Driver, NotModified, RawEntry
+from .._driver import Capability, Driver, NotModified, RawEntry
 from .._errors import BackendUnavailableError
 from . import _ops
 from ._base import Middleware, close_all
@@ -184,7 +184,14 @@ class Retry(Middleware):
     async def write_stream(
         self, key: str, chunks: AsyncIterable[bytes], *, expires_at: float | None = None
     ) -> str:
-        """Stream a write; retried only if the backend failed before taking a chunk."""
+        """Stream a write; retried only if the backend failed before taking a chunk.
+
+        Over a driver that does not stream, the chunks are collected first (as the Store
+        would), and the single write is retried like any other.
+        """
+        if not self.inner.capabilities & Capability.STREAM:
+            data = b"".join([bytes(c) async for c in chunks])
+            return await self._call(lambda: self.inner.set(key, data, expires_at=expires_at))
         taken = False
 
         async def feed() -> AsyncIterator[bytes]:
