@@ -13,19 +13,23 @@ Setups per backend:
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tracemalloc
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kv_cache import CachedDriver, FlushConflictError, FlushStatus
+from kv_cache import CachedDriver, FlushConflictError, FlushFailedError, FlushStatus
 from kv_cache.testing import CachedHarness
-from kv_core import Store, open_driver
+from kv_core import BYTES, Capability, Store, open_driver, open_store
 from kv_core.testing import (
     CrossProcessConformance,
     DriverConformance,
+    InterceptingDriver,
     TestClock,
     UnreachableConformance,
     UrlHarness,
@@ -195,3 +199,171 @@ async def test_a_write_behind_the_cache_is_seen_after_the_staleness_bound(
     assert cache.stats.not_modified == 1  # unchanged: a conditional read, no body
     await store.aclose()
     await other.aclose()
+
+
+# -- issue 12, item 2: cache+file: URLs with cache options stay where they point ---------------
+
+
+async def test_a_relative_file_url_with_cache_options_stays_relative(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = open_store("cache+file:./data2?cache_mode=write_back&cache_ttl=5")
+    driver = store.driver
+    assert isinstance(driver, CachedDriver)
+    assert driver.mode.value == "write_back"
+    async with store:
+        await store.set("k", "v")
+    root = driver.inner.root  # type: ignore[attr-defined]
+    assert (root.parent.name, root.name) == (tmp_path.name, "data2")  # not /data2
+    async with open_store(f"file:{tmp_path / 'data2'}") as plain:
+        assert await plain.get("k") == "v"
+
+
+# -- issue 10, item 5: streams through the cache keep bounded memory ---------------------------
+
+
+@pytest.mark.parametrize("mode", ["write_through", "write_back"])
+async def test_64_mib_through_the_cache_over_local_keeps_memory_bounded(
+    tmp_path: Path, mode: str
+) -> None:
+    from kv_local import LocalDriver
+
+    cache = CachedDriver(LocalDriver(tmp_path / "data"), mode=mode)
+    assert Capability.STREAM in cache.capabilities
+    blobs = Store(cache, codec=BYTES)
+    chunk = bytes(range(256)) * 4096  # 1 MiB, allocated before tracing starts
+    total = 0
+    digest = hashlib.sha256()
+
+    async def chunks() -> Any:
+        for _ in range(64):
+            yield chunk
+
+    tracemalloc.start()
+    try:
+        await blobs.write_stream("big.bin", chunks())
+        async for part in blobs.read_stream("big.bin"):
+            total += len(part)
+            digest.update(part)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    await blobs.aclose()
+    print(
+        f"STREAM kv-cache {mode}: 64 MiB written and read through CachedDriver(LocalDriver), "
+        f"traced peak {peak / 2**20:.1f} MiB"
+    )
+    assert total == 64 << 20
+    assert digest.digest() == hashlib.sha256(chunk * 64).digest()
+    assert peak < 16 << 20
+
+
+# -- issue 12: write-back with the backend killed before and during a flush --------------------
+
+
+class _WriteLog(InterceptingDriver):
+    """Counts, per key, the writes the backend acknowledged, and kills the server (kill -9)
+    just before the ``kill_at``-th write is sent."""
+
+    def __init__(self, inner: Any, server: Any) -> None:
+        super().__init__(inner)
+        self.server = server
+        self.acked: Counter[str] = Counter()
+        self.writes = 0
+        self.kill_at: int | None = None
+
+    async def around(self, method: str, keys: tuple[str, ...], call: Any) -> Any:
+        if method in ("set", "delete"):
+            self.writes += 1
+            if self.writes == self.kill_at:
+                self.server.kill()
+        result = await call()
+        if method in ("set", "delete"):
+            self.acked[keys[0]] += 1
+        return result
+
+
+async def _expect_backend(plain: Store[Any], expected: dict[str, Any]) -> None:
+    for key, value in expected.items():
+        assert await plain.get(key, default=None) == value, key
+
+
+async def test_fault_write_back_with_redis_killed_before_and_during_a_flush() -> None:
+    from kv_core.testing import start_redis
+    from kv_redis import RedisDriver
+
+    server = start_redis(appendonly=True)
+    try:
+        plain: Store[Any] = Store(RedisDriver.from_url(server.url, timeout=2.0))
+        log = _WriteLog(RedisDriver.from_url(server.url, timeout=2.0), server)
+        cache = CachedDriver(log, mode="write_back", max_staleness=None)
+        store: Store[Any] = Store(cache)
+        old = [f"old/{i}" for i in range(50)]
+        await plain.set_many(dict.fromkeys(old, "remote"))
+        await store.get_many(old)  # the cache now knows their etags: conditional flushes
+        expected: dict[str, Any] = {}
+        for i, key in enumerate(old):
+            if i < 25:
+                await store.set(key, f"changed {i}")
+                expected[key] = f"changed {i}"
+            else:
+                await store.delete(key)
+                expected[key] = None
+        for i in range(100):
+            await store.set(f"new/{i}", i)  # never seen: blind writes
+            expected[f"new/{i}"] = i
+        for i in range(50):
+            await store.set(f"abs/{i}", i, if_absent=True)  # seen absent: if_absent creates
+            expected[f"abs/{i}"] = i
+        dirty = set(expected)
+        assert cache.dirty_count == len(dirty) == 200
+
+        # Killed before the flush: every dirty key is reported, none is lost.
+        server.kill()
+        with pytest.raises(FlushFailedError) as info:
+            await cache.flush()
+        reported = {o.key for o in info.value.result.errors}
+        assert reported == dirty
+        assert cache.dirty_count == 200
+        server.restart()
+        result = await cache.flush()
+        assert set(result.written) == dirty
+        await _expect_backend(plain, expected)
+        assert all(log.acked[k] == 1 for k in dirty)
+        print(
+            f"FAULT kv-cache write-back, redis kill -9 before the flush: {len(dirty)} dirty, "
+            f"{len(reported)} reported, {len(result.written)} written once after restart"
+        )
+
+        # Killed during the flush (32 writes in flight): written + reported = every key.
+        for i, key in enumerate(sorted(dirty)):
+            await store.set(key, f"second {i}")
+            expected[key] = f"second {i}"
+        log.acked.clear()
+        log.kill_at = log.writes + 60
+        confirmed = cache.stats.confirmed
+        with pytest.raises(FlushFailedError) as info:
+            await cache.flush()
+        before = set(info.value.result.written)
+        failed = {o.key for o in info.value.result.errors}
+        assert before | failed == dirty
+        assert not before & failed
+        server.restart()
+        result = await cache.flush()
+        assert set(result.written) == failed
+        await _expect_backend(plain, expected)
+        resent = sum(log.acked[k] for k in failed)
+        found = cache.stats.confirmed - confirmed
+        assert all(log.acked[k] == 1 for k in before)
+        assert all(log.acked[k] <= 1 for k in failed)
+        assert resent + found == len(failed)  # each key written exactly once
+        print(
+            f"FAULT kv-cache write-back, redis kill -9 during the flush: {len(before)} written "
+            f"before the kill, {len(failed)} reported; after restart {resent} sent again and "
+            f"{found} found already landed (not sent twice); 0 lost, 0 written twice"
+        )
+        await store.aclose()
+        await plain.aclose()
+    finally:
+        server.stop()

@@ -17,6 +17,7 @@ from kv_core import (
     BackendUnavailableError,
     Capability,
     MemoryDriver,
+    OutcomeUnknownError,
     PreconditionFailedError,
     RawEntry,
     Store,
@@ -587,3 +588,47 @@ async def test_flush_failed_error_from_flush_says_the_keys_stay_dirty(counting: 
 
 def test_capabilities_keep_the_inner_stream() -> None:
     assert Capability.STREAM not in make(MemoryDriver()).capabilities
+
+
+class _LosesOneReply(InterceptingDriver):
+    """The write reaches the backend, but its caller hears OutcomeUnknownError (a reply
+    lost with the connection): fault injection around a real MemoryDriver."""
+
+    armed = True
+
+    async def around(self, method: str, keys: tuple[str, ...], call: Any) -> Any:
+        result = await call()
+        if self.armed and method in ("set", "delete"):
+            self.armed = False
+            raise OutcomeUnknownError("reply lost", key=keys[0])
+        return result
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+async def test_a_flush_whose_outcome_was_unknown_is_not_sent_twice(conditional: bool) -> None:
+    inner = _RecordsConditions()
+    lossy = _LosesOneReply(inner)
+    cache = make(lossy)
+    if conditional:
+        assert await cache.get("k") is None  # seen absent: the flush is an if_absent create
+    await cache.set("k", b"v")
+    with pytest.raises(FlushFailedError):
+        await cache.flush()
+    writes = len(inner._data)
+    assert (await cache.flush()).written == ["k"]
+    assert cache.stats.confirmed == 1  # found landed, not sent again
+    assert len(inner._data) == writes == 1
+    await cache.set("k", b"w")  # based on the state that landed: no spurious conflict
+    assert (await cache.flush()).written == ["k"]
+    assert (await inner.get("k")).value == b"w"  # type: ignore[union-attr]
+
+
+async def test_a_delete_after_an_unknown_create_still_removes_the_key() -> None:
+    inner = MemoryDriver()
+    cache = make(_LosesOneReply(inner))
+    await cache.set("k", b"v", if_absent=True)
+    with pytest.raises(FlushFailedError):
+        await cache.flush()  # the create landed; the cache cannot know
+    assert await cache.delete("k") is True
+    await cache.flush()
+    assert await inner.get("k") is None  # a deleted key never comes back

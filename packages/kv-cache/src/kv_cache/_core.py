@@ -52,6 +52,9 @@ class CacheStats:
     evictions: int = 0
     #: Dirty entries written to the backend (any status but ERROR and CONFLICT/SKIPPED).
     flushed: int = 0
+    #: Flushes whose outcome was unknown (the backend failed mid-write) that a later
+    #: flush found had landed, so it did not send them again.
+    confirmed: int = 0
 
 
 class _Flight:

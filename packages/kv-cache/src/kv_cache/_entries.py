@@ -47,6 +47,9 @@ class CacheEntry:
     validated_at: float
     dirty: bool = False
     size: int = 0
+    #: The state (value or None for a delete, expires_at) of a flush whose outcome was
+    #: unknown (OutcomeUnknownError): the next flush first looks whether it landed.
+    in_doubt: tuple[bytes | None, float | None] | None = None
 
 
 def entry_size(key: str, raw: RawEntry | bytes | None) -> int:

@@ -71,20 +71,33 @@ class Flusher(CacheCore):
         # not come back.
         value = None if raw is None or self._expired(raw) else raw.value
         expires_at = raw.expires_at if raw is not None else None
-        if value is None and entry.remote is None:
-            # Seen absent, meant absent (created here and deleted before any flush):
-            # nothing to send, nothing to report.
-            self._settle(key, entry, None)
-            return None
         try:
+            if entry.in_doubt is not None:
+                # The last flush of this key may or may not have landed: look before
+                # writing, so that nothing is written twice and the base stays true.
+                current = await self._inner.get(key)
+                if _same(current, *entry.in_doubt):
+                    entry.remote = current.etag if current is not None else None
+                    entry.in_doubt = None
+                    if _same(current, value, expires_at):
+                        self._settle(key, entry, entry.remote)
+                        self.stats.flushed += 1
+                        self.stats.confirmed += 1
+                        return KeyOutcome(key, FlushStatus.WRITTEN, local=value)
+                entry.in_doubt = None
+            if value is None and entry.remote is None:
+                # Seen absent, meant absent (created here and deleted before any flush):
+                # nothing to send, nothing to report.
+                self._settle(key, entry, None)
+                return None
             new_remote = await self._push(key, value, expires_at, entry.remote)
         except PreconditionFailedError:
             return await self._resolve(key, entry, value, expires_at)
         except KVError as exc:
-            # The key stays dirty. After OutcomeUnknownError the write may have
-            # landed: the next flush then sees a "conflict" with identical bytes,
-            # which _resolve reports as WRITTEN.
-            if not isinstance(exc, OutcomeUnknownError):
+            # The key stays dirty and the next flush retries it.
+            if isinstance(exc, OutcomeUnknownError):
+                entry.in_doubt = (value, expires_at)
+            else:
                 logger.debug("flush of %r failed: %s", key, exc)
             return KeyOutcome(key, FlushStatus.ERROR, local=value, error=exc)
         finally:
@@ -99,6 +112,7 @@ class Flusher(CacheCore):
             return
         entry.remote = new_remote
         entry.dirty = False
+        entry.in_doubt = None
         entry.validated_at = self._timer()
         if entry.raw is not None and (new_remote is None or self._expired(entry.raw)):
             entry.raw = None
@@ -124,6 +138,7 @@ class Flusher(CacheCore):
                 # was unknown landed after all, or another writer agreed).
                 self._settle(key, entry, current.etag if current else None)
                 self.stats.flushed += 1
+                self.stats.confirmed += 1
                 return KeyOutcome(key, FlushStatus.WRITTEN, local=value)
             policy = self._on_conflict
             if policy == "overwrite":
