@@ -11,6 +11,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from key_value.aio import errors as pkv_errors
 from key_value.aio.protocols import key_value as protocols
 from kv_core import BYTES, InvalidKeyError, SerializationError, Store
@@ -196,3 +198,70 @@ async def test_concurrent_put_if_absent_lets_one_authorization_code_through(
         *(kv.put_if_absent(f"redeemed-{i % 3}", {"by": i}, collection="codes") for i in range(30))
     )
     assert results.count(True) == 3
+
+
+def test_a_dual_error_survives_pickling() -> None:
+    import pickle
+
+    from kv_core import MemoryDriver
+
+    async def refused() -> BaseException:
+        kv = KeyValueAdapter(Store(MemoryDriver()))
+        try:
+            await kv.put("k", {"bad": {1, 2}})
+        except SerializationError as exc:
+            return exc
+        raise AssertionError("not refused")
+
+    exc = asyncio.run(refused())
+    again = pickle.loads(pickle.dumps(exc))
+    assert type(again) is type(exc)
+    assert isinstance(again, pkv_errors.SerializationError)
+    assert str(again) == str(exc)
+
+
+async def test_a_cyclic_value_is_a_serialization_error(kv: KeyValueAdapter) -> None:
+    value: dict[str, Any] = {}
+    value["self"] = value
+    with pytest.raises(pkv_errors.SerializationError):
+        await kv.put("k", value)
+
+
+_COLLECTIONS = st.sampled_from([None, "", "tools", "tools/list", "a::b", "é" * 250])
+_KEYS = st.sampled_from(["a", "list/x", "b::c", "é", "../x"])
+_VALUES = st.dictionaries(st.sampled_from(["x", "y", "$kv"]), st.integers() | st.text(), max_size=2)
+_OPS = st.one_of(
+    st.tuples(st.just("put"), _KEYS, _VALUES, _COLLECTIONS),
+    st.tuples(st.just("get"), _KEYS, _COLLECTIONS),
+    st.tuples(st.just("ttl"), _KEYS, _COLLECTIONS),
+    st.tuples(st.just("delete"), _KEYS, _COLLECTIONS),
+    st.tuples(st.just("get_many"), st.lists(_KEYS, max_size=4), _COLLECTIONS),
+    st.tuples(st.just("delete_many"), st.lists(_KEYS, max_size=4), _COLLECTIONS),
+    st.tuples(st.just("put_many"), st.lists(st.tuples(_KEYS, _VALUES), max_size=4), _COLLECTIONS),
+    st.tuples(st.just("keys"), _COLLECTIONS),
+)
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_OPS, max_size=30))
+async def test_random_operations_agree_with_py_key_values_memory_store(
+    ops: list[tuple[Any, ...]],
+) -> None:
+    import warnings
+
+    from key_value.aio.stores.memory import MemoryStore
+    from kv_core import MemoryDriver
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = MemoryStore()
+    kv = KeyValueAdapter(Store(MemoryDriver()))
+    for op in ops:
+        name, *args, collection = op
+        if name == "put_many":
+            args = [[k for k, _ in args[0]], [v for _, v in args[0]]]
+        ours = await getattr(kv, name)(*args, collection=collection)
+        theirs = await getattr(reference, name)(*args, collection=collection)
+        if name == "keys":
+            ours, theirs = sorted(ours), sorted(theirs)
+        assert ours == theirs, op

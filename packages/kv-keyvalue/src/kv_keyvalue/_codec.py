@@ -15,8 +15,12 @@ from typing import Any
 __all__ = ["DICT_JSON", "DictJSONCodec"]
 
 # Compact, UTF-8, and NaN/infinities refused (they are not JSON). No ``default``: a value
-# json cannot write (datetime, UUID, Decimal, a pydantic object) raises TypeError.
-_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+# json cannot write (datetime, UUID, Decimal, a pydantic object) raises TypeError. No
+# cycle check (it costs a tenth of the encoding): a cyclic value raises RecursionError,
+# which the Store reports as SerializationError all the same.
+_encode = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False
+).encode
 _decode = json.loads
 
 
