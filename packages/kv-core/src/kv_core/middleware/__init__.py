@@ -24,21 +24,18 @@ See the package README ("Middleware") for what each layer guarantees and what it
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from .._driver import Driver
 from ._base import Middleware
 from ._compressed import Compressed
 from ._deadline import Timeout
+from ._encrypted import Encrypted  # imports cryptography only when one is constructed
 from ._guards import ReadOnly, SizeLimit, TTLPolicy
 from ._logged import Logged
 from ._retry import Fallback, Retry
 from ._router import Router
 from ._stats import LatencyHistogram, OperationStats, Stats
 from ._transform import Transform
-
-if TYPE_CHECKING:
-    from ._encrypted import Encrypted
 
 __all__ = [
     "Compressed",
@@ -58,16 +55,6 @@ __all__ = [
     "Transform",
     "stack",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    # Encrypted's module is stdlib-only until a key is given; importing it lazily keeps
-    # `import kv_core.middleware` free of anything the extra brings.
-    if name == "Encrypted":
-        from ._encrypted import Encrypted
-
-        return Encrypted
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def stack(driver: Driver, *layers: Callable[[Driver], Driver]) -> Driver:
