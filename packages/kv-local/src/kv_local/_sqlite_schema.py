@@ -1,0 +1,131 @@
+"""The SQLite file's layout: connections, pragmas, tables, and key ranges for prefixes.
+
+One row per key in ``kv``: the value verbatim in a BLOB (``SELECT value FROM kv WHERE
+key = ...`` in the ``sqlite3`` shell prints it), an etag and an absolute expiry. A value
+written by ``write_stream`` that is larger than one chunk has ``value`` NULL and its bytes
+in ``kv_chunks`` rows of :data:`CHUNK` bytes, in order (``n`` = 0, 1, ...): streaming then
+never holds more than a chunk in memory on any Python (incremental BLOB I/O,
+``Connection.blobopen``, exists only from 3.11). Triggers drop a key's chunks whenever its
+row is rewritten or deleted, so the file stays consistent whoever edits it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from kv_core import BackendError
+
+__all__ = [
+    "CHUNK",
+    "SCHEMA_VERSION",
+    "connect",
+    "connect_readonly",
+    "initialize",
+    "prefix_successor",
+]
+
+#: Bytes per ``kv_chunks`` row (and the spill threshold of ``write_stream``).
+CHUNK = 512 << 10
+#: ``PRAGMA user_version`` of the layout below.
+SCHEMA_VERSION = 1
+#: Upserts need SQLite 3.24 (2018); every Python from 3.10 ships a newer one.
+MIN_SQLITE = (3, 24, 0)
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS kv (
+        key TEXT NOT NULL PRIMARY KEY,
+        value BLOB,
+        etag TEXT NOT NULL,
+        expires_at REAL,
+        chunks INTEGER NOT NULL DEFAULT 0
+    )""",
+    # Purging expired keys walks this index only (keys without expiry are not in it).
+    "CREATE INDEX IF NOT EXISTS kv_expiry ON kv (expires_at) WHERE expires_at IS NOT NULL",
+    """CREATE TABLE IF NOT EXISTS kv_chunks (
+        entry INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (entry, n)
+    )""",
+    """CREATE TRIGGER IF NOT EXISTS kv_chunks_on_update AFTER UPDATE ON kv
+        WHEN old.chunks > 0 BEGIN DELETE FROM kv_chunks WHERE entry = old.rowid; END""",
+    """CREATE TRIGGER IF NOT EXISTS kv_chunks_on_delete AFTER DELETE ON kv
+        WHEN old.chunks > 0 BEGIN DELETE FROM kv_chunks WHERE entry = old.rowid; END""",
+)
+
+
+def connect(path: str, *, busy_timeout: float, durable: bool) -> sqlite3.Connection:
+    """A read-write connection in WAL mode (the caller's thread does the I/O).
+
+    ``isolation_level=None``: transactions are begun explicitly (``BEGIN IMMEDIATE``),
+    never implicitly by the sqlite3 module.
+    """
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise BackendError(
+            "kv-local's SQLite store needs SQLite >= 3.24; "
+            f"this Python has {sqlite3.sqlite_version}"
+        )
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(
+        path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+    )
+    try:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchall()[0][0]
+        if str(mode).lower() != "wal":
+            raise BackendError(f"cannot switch {path!r} to WAL mode (journal_mode is {mode})")
+        # FULL: the WAL is synced at every commit (a power loss keeps acknowledged writes).
+        # NORMAL in WAL: synced at checkpoints only (safe against a crash of the process).
+        conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def connect_readonly(path: str, *, busy_timeout: float = 0.0) -> sqlite3.Connection:
+    """A read-only connection (by default one that never waits for a lock)."""
+    uri = Path(os.path.abspath(path)).as_uri() + "?mode=ro"
+    return sqlite3.connect(
+        uri, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+    )
+
+
+def initialize(conn: sqlite3.Connection, path: str) -> None:
+    """Create the tables if missing; refuse a file laid out by a newer kv-local."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchall()[0][0]
+        if version > SCHEMA_VERSION:
+            raise BackendError(
+                f"{path!r} was written by a newer kv-local (layout {version}, this one "
+                f"reads {SCHEMA_VERSION}): upgrade kv-local"
+            )
+        for statement in _SCHEMA:
+            conn.execute(statement)
+        if version < SCHEMA_VERSION:
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def prefix_successor(prefix: str) -> str | None:
+    """The smallest string above every string that starts with ``prefix``; None if none.
+
+    SQLite compares TEXT (BINARY collation) by its UTF-8 bytes, which orders strings by
+    code point, so ``prefix <= key < prefix_successor(prefix)`` is exactly "key starts
+    with prefix". The last character that is not U+10FFFF is incremented (skipping the
+    surrogates, which UTF-8 cannot hold) and what follows it dropped.
+    """
+    chars = list(prefix)
+    while chars:
+        code = ord(chars.pop()) + 1
+        if code <= 0x10FFFF:
+            if 0xD800 <= code <= 0xDFFF:
+                code = 0xE000
+            return "".join(chars) + chr(code)
+    return None
