@@ -10,7 +10,7 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 from kv_azure import AzureBlobDriver
 from kv_core import BackendError, BackendUnavailableError, KVError, Store, open_store
-from kv_core.testing._azurite import AZURITE_ACCOUNT_KEY, AZURITE_ACCOUNT_NAME
+from kv_core.testing import AZURITE_ACCOUNT_KEY, AZURITE_ACCOUNT_NAME
 
 CLOSED_ENDPOINT = "http://127.0.0.1:9/devstoreaccount1"  # nothing listens on port 9
 WRONG_KEY = "d3JvbmcgYnV0IHdlbGwtZm9ybWVkIGtleSwgbmV2ZXIgaW4gYSBtZXNzYWdl" * 2

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from kv_azure import AzureBlobDriver
 from kv_core import BackendUnavailableError, OutcomeUnknownError, Store
-from kv_core.testing._azurite import (
+from kv_core.testing import (
     Azurite,
     azurite_connection_string_from_env,
     find_azurite,
