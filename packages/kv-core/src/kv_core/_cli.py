@@ -15,6 +15,7 @@ import asyncio
 import math
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from urllib.parse import parse_qsl, urlsplit
 
@@ -215,12 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[with_store],
         help="copy the data another library wrote (aiokv, asyncblobdict, py-key-value) "
         "into the store",
-        description="Copy every entry of SOURCE, written by another library, into the store: "
-        "values in kv's plain JSON form (rich types restored where the source tagged them), "
-        "remaining TTLs kept (expired entries skipped), py-key-value collections as "
-        "namespaces. Nothing is written to SOURCE. Shows progress on stderr when it is a "
-        "terminal; prints the counts of keys read, written and skipped at the end.\n\n"
-        "formats:\n" + "\n".join(f"  {name:<14} {what}" for name, what in FORMATS.items()),
+        description=textwrap.fill(
+            "Copy every entry of SOURCE, written by another library, into the store: values "
+            "in kv's plain JSON form (rich types restored where the source tagged them), "
+            "remaining TTLs kept (expired entries skipped), py-key-value collections as "
+            "namespaces. Nothing is written to SOURCE. Shows progress on stderr when it is a "
+            "terminal; prints the counts of keys read, written and skipped at the end.",
+            88,
+        )
+        + "\n\nformats:\n"
+        + "\n".join(f"  {name:<14} {what}" for name, what in FORMATS.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     imp.add_argument("format", metavar="FORMAT", choices=list(FORMATS), help=", ".join(FORMATS))

@@ -25,13 +25,14 @@ from urllib.parse import urlsplit
 
 from ._cli_commands import BadDataError, UsageError
 from ._errors import BackendError, BackendUnavailableError
-from ._import_common import Found, load_json_file, read_bytes
+from ._import_common import Found, load_json_file, read_many
 
 __all__ = ["AiokvSource", "BlobDictAzureSource", "BlobDictFolderSource", "blobdict_source"]
 
 _TYPE_MARKER = "_bdtype_"  # asyncblobdict.serializers.TYPE_MARKER
 _JSON_SUFFIX = ".json"
 _DOWNLOADS_AT_ONCE = 16  # concurrent blob downloads from Azure
+_FILES_AT_ONCE = 64  # files read per hop to a worker thread
 ENV_CONNECTION_STRING = "AZURE_STORAGE_CONNECTION_STRING"
 
 
@@ -166,9 +167,14 @@ class BlobDictFolderSource:
         for name, why in skipped.items():
             yield Found.skipped(name, "two blobs for one key", why)
         claimed = set(chosen.values())
-        for name, key in chosen.items():
-            data = await asyncio.to_thread(read_bytes, os.path.join(self.root, *name.split("/")))
-            yield _entry(name, key, data, claimed)
+        pending = list(chosen.items())
+        for start in range(0, len(pending), _FILES_AT_ONCE):
+            chunk = pending[start : start + _FILES_AT_ONCE]
+            paths = [os.path.join(self.root, *name.split("/")) for name, _ in chunk]
+            datas = await asyncio.to_thread(read_many, paths)
+            for (name, key), data in zip(chunk, datas, strict=True):
+                if data is not None:  # else deleted since the listing
+                    yield _entry(name, key, data, claimed)
 
     async def aclose(self) -> None:
         """Nothing to release."""

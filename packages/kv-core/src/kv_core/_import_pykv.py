@@ -35,7 +35,14 @@ from urllib.parse import urlsplit
 
 from ._cli_commands import BadDataError, UsageError
 from ._errors import BackendError, BackendUnavailableError
-from ._import_common import Found, epoch_of_iso, load_json_file, load_json_text, read_bytes
+from ._import_common import (
+    Found,
+    epoch_of_iso,
+    load_json_file,
+    load_json_text,
+    read_bytes,
+    read_many,
+)
 
 __all__ = [
     "PyKVDiskSource",
@@ -51,6 +58,7 @@ _MODE_RAW, _MODE_BINARY, _MODE_TEXT, _MODE_PICKLE = 1, 2, 3, 4  # diskcache.core
 _INFO_SUFFIX = "-info.json"
 _SCAN_COUNT = 500
 _ROWS_AT_ONCE = 500
+_FILES_AT_ONCE = 64  # files read per hop to a worker thread
 
 # kv-keyvalue's collection segments (kv_keyvalue._collections; tests/test_import.py reads
 # imported data back through KeyValueAdapter, which pins the two together).
@@ -366,13 +374,20 @@ class PyKVFileTreeSource:
     async def entries(self) -> AsyncIterator[Found]:
         """Every ``<folder>/<key>.json`` document."""
         entries = _Entries()
-        for name, path, collection, key in await asyncio.to_thread(self._files):
-            if path is None:
-                yield Found.skipped(name, "a symbolic link", "not followed")
-                continue
-            document = await asyncio.to_thread(read_bytes, path)
-            for found in entries.found(name, document, collection, key):
-                yield found
+        files = await asyncio.to_thread(self._files)
+        for start in range(0, len(files), _FILES_AT_ONCE):
+            chunk = files[start : start + _FILES_AT_ONCE]
+            documents = await asyncio.to_thread(read_many, [p for _, p, _, _ in chunk if p])
+            read = iter(documents)
+            for name, path, collection, key in chunk:
+                if path is None:
+                    yield Found.skipped(name, "a symbolic link", "not followed")
+                    continue
+                document = next(read)
+                if document is None:
+                    continue  # deleted since the listing
+                for found in entries.found(name, document, collection, key):
+                    yield found
 
     async def aclose(self) -> None:
         """Nothing to release."""
