@@ -76,11 +76,14 @@ def azure_connection_string() -> Iterator[str]:
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> UrlHarness:
     """A picklable harness over fresh, isolated storage of one real backend."""
-    name = request.param
+    return _backend(request.param, request, tmp_path)
+
+
+def _backend(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> UrlHarness:
     if name == "local":
-        blocker = tmp_path / "not-a-folder"
-        blocker.write_bytes(b"")
-        return UrlHarness(f"file:{tmp_path / 'data'}", unreachable_url=f"file:{blocker}/data")
+        # A folder has no honest "unreachable" state: a path that cannot be opened is a
+        # configuration mistake (kv-local raises BackendError naming it), so no such URL.
+        return UrlHarness(f"file:{tmp_path / 'data'}")
     if name == "redis":
         url = request.getfixturevalue("redis_url")
         return UrlHarness(
@@ -132,8 +135,9 @@ class TestUnreachable(UnreachableConformance):
     """Write-through reads and writes reach the backend, so they report it unreachable.
     (A write-back ``set`` does not touch the backend by design; its flush reports it.)"""
 
-    @pytest.fixture
-    def kv_harness(self, backend: UrlHarness) -> Any:
+    @pytest.fixture(params=["redis", "azure"])  # a local folder has no unreachable state
+    def kv_harness(self, request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+        backend = _backend(request.param, request, tmp_path)
         return _through_cache_url(backend, mode="write_through")
 
 

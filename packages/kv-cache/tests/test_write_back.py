@@ -437,13 +437,18 @@ async def test_concurrent_updates_with_evictions_and_timer_lose_nothing(
 
 
 async def test_issue10_1_a_delete_during_the_flush_of_an_if_absent_key_is_not_lost() -> None:
-    gated = GatedDriver(MemoryDriver(), methods=["set", "delete"])
-    cache = make(gated)
+    backend = MemoryDriver()
+    for name in ("x", "y"):
+        await backend.set(name, b"other")
+    gated = GatedDriver(backend, methods=["set", "delete"])
+    cache = make(gated, max_items=2)
     await cache.set("k", b"v", if_absent=True)
     flushing = asyncio.create_task(cache.flush())
     upload = await gated.next_call("set", key="k")  # the if_absent upload, in flight
     deleting = asyncio.create_task(cache.delete("k"))
     await _turns()
+    await cache.get("x")  # reads that would push a "clean" k out of the two-entry cache
+    await cache.get("y")
     upload.release()
     assert (await flushing).written == ["k"]
     assert await deleting is True

@@ -18,7 +18,7 @@ Two shapes, because "a second driver over the same storage" means two things for
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import Any
 
 from kv_core import Driver, NotModified, RawEntry, StoreClosedError
@@ -94,6 +94,16 @@ class SharedView:
     async def get_if_changed(self, key: str, etag: str) -> RawEntry | NotModified | None:
         """See :meth:`CachedDriver.get_if_changed`."""
         return await self._open().get_if_changed(key, etag)
+
+    def read_stream(self, key: str, *, chunk_size: int = 1 << 16) -> AsyncIterator[bytes]:
+        """See :meth:`CachedDriver.read_stream`."""
+        return self._open().read_stream(key, chunk_size=chunk_size)
+
+    async def write_stream(
+        self, key: str, chunks: AsyncIterable[bytes], *, expires_at: float | None = None
+    ) -> str:
+        """See :meth:`CachedDriver.write_stream`."""
+        return await self._open().write_stream(key, chunks, expires_at=expires_at)
 
     async def flush(self) -> FlushResult:
         """See :meth:`CachedDriver.flush`."""
