@@ -313,3 +313,18 @@ def test_wrong_format_or_source(kv: Kv, tmp_path: Path, args: list[str], message
     assert message in result.err
     assert "Traceback" not in result.err
     assert os.listdir(tmp_path) == []
+
+
+def test_redis_source_without_or_with_redis_py(kv: Kv) -> None:
+    """kv-core alone has no Redis client: the install hint; with one, an unreachable server."""
+    import importlib.util
+
+    result = kv("--store", "testmem://main", "import", "py-key-value", "redis://:pw1@127.0.0.1:1/0")
+
+    if importlib.util.find_spec("redis") is None:  # kv-core's own test environment
+        assert_one_line_error(result, 2)
+        assert "pip install kv-redis" in result.err
+    else:
+        assert_one_line_error(result, 5)
+        assert "cannot be reached" in result.err
+    assert "pw1" not in result.err
