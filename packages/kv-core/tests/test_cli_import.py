@@ -328,3 +328,28 @@ def test_redis_source_without_or_with_redis_py(kv: Kv) -> None:
         assert_one_line_error(result, 5)
         assert "cannot be reached" in result.err
     assert "pw1" not in result.err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("file:{tmp}/src", "py-key-value", "{tmp}/src"), "overlap"),
+        (("file://{tmp}/src/dest", "asyncblobdict", "{tmp}/src"), "overlap"),
+        (("sqlite:{tmp}/src/state.json", "aiokv", "{tmp}/src/state.json"), "overlap"),
+        (("file:{tmp}", "py-key-value", "{tmp}/src"), "overlap"),
+        (("redis://localhost/2", "py-key-value", "redis://LOCALHOST:6379/2"), "Redis database"),
+    ],
+)
+def test_never_into_its_own_source(
+    kv: Kv, tmp_path: Path, args: tuple[str, str, str], message: str
+) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "state.json").write_text('{"a": 1}')
+    before = tree_hash(tmp_path)
+    store, fmt, source = (a.format(tmp=tmp_path) for a in args)
+
+    result = kv("--store", store, "import", fmt, source)
+
+    assert_one_line_error(result, 2)
+    assert message in result.err
+    assert tree_hash(tmp_path) == before

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Protocol
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ._cli_commands import UsageError, _open
 from ._codecs import JSON
@@ -64,6 +66,47 @@ def _source(fmt: str, source: str) -> _Source:
 
         return pykv_source(source)
     raise UsageError(f"unknown format {fmt!r} (one of: {', '.join(FORMATS)})")
+
+
+def _local_path(url: str) -> str | None:
+    """The path a ``file:``/``sqlite:`` store URL names (as kv-local reads it), else None."""
+    scheme, sep, rest = url.partition(":")
+    if not sep or scheme.lower() not in ("file", "sqlite"):
+        return None
+    rest = rest.partition("?")[0].partition("#")[0]
+    if rest.startswith("//"):
+        rest = "/" + rest[2:].partition("/")[2]
+    return os.path.expanduser(unquote(rest)) or None
+
+
+def _redis_database(url: str) -> tuple[str, int, str] | None:
+    """``(host, port, database)`` of a ``redis://``/``rediss://`` URL, else None."""
+    try:
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("redis", "rediss"):
+            return None
+        db = parts.path.strip("/") or dict(parse_qsl(parts.query)).get("db", "0")
+        return ((parts.hostname or "localhost").lower(), parts.port or 6379, db)
+    except ValueError:
+        return None
+
+
+def _refuse_writing_into(source: str, store_url: str) -> None:
+    """Fail if the destination store is the source, inside it, or holds it."""
+    dest = _local_path(store_url)
+    if dest is not None and "://" not in source:
+        src, dst = os.path.realpath(source), os.path.realpath(dest)
+        if dst == src or dst.startswith(src + os.sep) or src.startswith(dst + os.sep):
+            raise UsageError(
+                f"the destination store {store_url} and SOURCE {source} overlap: kv import "
+                "never writes to its source; choose another --store"
+            )
+    src_db = _redis_database(source)
+    if src_db is not None and src_db == _redis_database(store_url):
+        raise UsageError(
+            "the destination store is the source's Redis database: kv import never writes "
+            "to its source; choose another --store (another database number will do)"
+        )
 
 
 class _Counts:
@@ -191,6 +234,7 @@ class _Writer:
 
 async def run_import(args: argparse.Namespace, registry: Registry) -> int:
     """Run ``kv import`` and return its exit code; kv errors propagate."""
+    _refuse_writing_into(args.source, args.store)
     source = _source(args.format, args.source)
     counts = _Counts()
     try:
