@@ -637,3 +637,20 @@ async def test_a_delete_after_an_unknown_create_still_removes_the_key() -> None:
     assert await cache.delete("k") is True
     await cache.flush()
     assert await inner.get("k") is None  # a deleted key never comes back
+
+
+async def test_a_flush_cancelled_mid_write_is_looked_up_not_lost() -> None:
+    inner = MemoryDriver()
+    gated = GatedDriver(inner, methods=["set"])
+    cache = make(gated)
+    await cache.set("k", b"v")
+    flushing = asyncio.create_task(cache.flush())
+    await gated.next_call("set", key="k")  # the upload is held at the gate
+    flushing.cancel()  # e.g. asyncio.timeout around flush(): the write is in doubt
+    with pytest.raises(asyncio.CancelledError):
+        await flushing
+    assert cache.dirty_count == 1
+    gated.gating = False
+    assert (await cache.flush()).written == ["k"]
+    assert (await inner.get("k")).value == b"v"  # type: ignore[union-attr]
+    await cache.aclose()

@@ -93,6 +93,12 @@ class Flusher(CacheCore):
             new_remote = await self._push(key, value, expires_at, entry.remote)
         except PreconditionFailedError:
             return await self._resolve(key, entry, value, expires_at)
+        except asyncio.CancelledError:
+            # Cancelled mid-write (a timeout around flush() or aclose()): it may have
+            # landed, so the next flush looks first.
+            if entry.in_doubt is None:
+                entry.in_doubt = (value, expires_at)
+            raise
         except KVError as exc:
             # The key stays dirty and the next flush retries it.
             if isinstance(exc, OutcomeUnknownError):
