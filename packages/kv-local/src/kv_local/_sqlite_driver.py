@@ -116,14 +116,16 @@ class SQLiteDriver:
         self._map = functools.partial(
             _map, store=self.name, path=self.path, busy_timeout=self.busy_timeout
         )
+        open_rw = functools.partial(
+            connect, self.path, busy_timeout=self.busy_timeout, durable=durable
+        )
+        self._reader = Reader(self.name, open_rw)
+        self._checkpointer = Reader(self.name, open_rw)
         self._writer = Writer(
             self.name,
             functools.partial(_open_writer, self.path, self.busy_timeout, durable),
             self._map,
-        )
-        self._reader = Reader(
-            self.name,
-            functools.partial(connect, self.path, busy_timeout=self.busy_timeout, durable=durable),
+            self._checkpointer,
         )
         self._opened = False
         self._fast: sqlite3.Connection | None = None
@@ -432,6 +434,7 @@ class SQLiteDriver:
             self._reader.call_soon(_close, fast)
         await self._reader.stop()
         await self._writer.stop()
+        await self._checkpointer.stop()
 
     async def __aenter__(self) -> SQLiteDriver:
         return self
@@ -444,6 +447,7 @@ class SQLiteDriver:
             warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2)
             self._reader.stop_soon()
             self._writer.stop_soon()
+            self._checkpointer.stop_soon()
 
 
 def _map(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 from kv_core import BackendError
@@ -30,6 +31,8 @@ __all__ = [
 CHUNK = 512 << 10
 #: ``PRAGMA user_version`` of the layout below.
 SCHEMA_VERSION = 1
+#: WAL pages after which a committing writer checkpoints by itself.
+WAL_BACKSTOP_PAGES = 10_000
 #: Upserts need SQLite 3.24 (2018); every Python from 3.10 ships a newer one.
 MIN_SQLITE = (3, 24, 0)
 
@@ -72,16 +75,40 @@ def connect(path: str, *, busy_timeout: float, durable: bool) -> sqlite3.Connect
         path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
     )
     try:
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchall()[0][0]
-        if str(mode).lower() != "wal":
-            raise BackendError(f"cannot switch {path!r} to WAL mode (journal_mode is {mode})")
+        _use_wal(conn, path, busy_timeout)
         # FULL: the WAL is synced at every commit (a power loss keeps acknowledged writes).
         # NORMAL in WAL: synced at checkpoints only (safe against a crash of the process).
         conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        # The driver's checkpoint thread runs checkpoints every few MiB; the automatic one
+        # at commit is a backstop (40 MiB) for when that thread falls behind.
+        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection, path: str, busy_timeout: float) -> None:
+    """Switch the file to WAL mode (persistent), waiting up to ``busy_timeout``.
+
+    Two connections switching a new file at once may get SQLITE_BUSY at once (SQLite
+    does not call the busy handler where waiting could deadlock), so this retries.
+    """
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            mode = conn.execute("PRAGMA journal_mode").fetchall()[0][0]
+            if str(mode).lower() != "wal":
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchall()[0][0]
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)  # a worker thread, never the event loop
+    if str(mode).lower() != "wal":
+        raise BackendError(f"cannot switch {path!r} to WAL mode (journal_mode is {mode})")
 
 
 def connect_readonly(path: str, *, busy_timeout: float = 0.0) -> sqlite3.Connection:

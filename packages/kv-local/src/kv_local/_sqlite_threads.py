@@ -24,6 +24,12 @@ __all__ = ["Reader", "Writer"]
 
 #: WriteOp kind of a function run on the writer thread outside any transaction.
 CALL = -1
+#: Written bytes (about) after which the checkpoint thread copies the WAL into the
+#: database. The writer's own automatic checkpoint is only a backstop (see connect()):
+#: a checkpoint syncs the database file, and that wait must not hold up commits.
+CHECKPOINT_BYTES = 4 << 20
+#: What a write adds to the WAL besides its value (a page, roughly).
+_PAGE = 4096
 #: Most operations committed in one transaction (bounds the wait of the first one).
 MAX_GROUP = 1024
 
@@ -120,7 +126,9 @@ class Reader(_Thread):
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """Queue ``fn(conn, *args)`` without waiting (cleanups); run inline if stopped."""
-        if self._thread is None or self._stopped:
+        try:
+            self._ensure()
+        except StoreClosedError:
             with contextlib.suppress(Exception):
                 fn(None, *args)
             return
@@ -169,9 +177,14 @@ class Writer(_Thread):
     only its caller.
     """
 
-    def __init__(self, name: str, opener: Opener, map_error: ErrorMapper) -> None:
+    def __init__(
+        self, name: str, opener: Opener, map_error: ErrorMapper, checkpointer: Reader
+    ) -> None:
         super().__init__(name, opener)
         self._map_error = map_error
+        self._checkpointer = checkpointer
+        self._wal_bytes = 0  # about how much was written since the last checkpoint
+        self._checkpointing = threading.Event()
         # Etags are unique per write: a random prefix per driver and a sequence number.
         self._etag_prefix = os.urandom(8).hex() + "."
         self._seq = 0
@@ -255,3 +268,17 @@ class Writer(_Thread):
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             raise
+        self._wal_bytes += sum(_PAGE + len(op.value or b"") + op.size for op in ops)
+        if self._wal_bytes >= CHECKPOINT_BYTES and not self._checkpointing.is_set():
+            self._wal_bytes = 0
+            self._checkpointing.set()
+            self._checkpointer.call_soon(_checkpoint, self._checkpointing)
+
+
+def _checkpoint(conn: sqlite3.Connection | None, running: threading.Event) -> None:
+    """Copy the WAL back into the database without blocking anyone (PASSIVE)."""
+    try:
+        if conn is not None:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    finally:
+        running.clear()
