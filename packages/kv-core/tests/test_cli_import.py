@@ -343,7 +343,7 @@ def test_redis_source_without_or_with_redis_py(kv: Kv) -> None:
 def test_never_into_its_own_source(
     kv: Kv, tmp_path: Path, args: tuple[str, str, str], message: str
 ) -> None:
-    (tmp_path / "src").mkdir()
+    file_tree(tmp_path / "src")  # a valid source of every format named
     (tmp_path / "src" / "state.json").write_text('{"a": 1}')
     before = tree_hash(tmp_path)
     store, fmt, source = (a.format(tmp=tmp_path) for a in args)

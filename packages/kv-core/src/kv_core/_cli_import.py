@@ -234,10 +234,10 @@ class _Writer:
 
 async def run_import(args: argparse.Namespace, registry: Registry) -> int:
     """Run ``kv import`` and return its exit code; kv errors propagate."""
-    _refuse_writing_into(args.source, args.store)
-    source = _source(args.format, args.source)
+    source = _source(args.format, args.source)  # checks SOURCE first: the likelier mistake
     counts = _Counts()
     try:
+        _refuse_writing_into(args.source, args.store)
         # A dry run does not even open the destination: nothing can be created there.
         store = None if args.dry_run else _open(registry, args.store)
         try:
