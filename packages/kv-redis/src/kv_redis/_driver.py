@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import math
 import time
@@ -41,8 +40,6 @@ MAX_VALUE_BYTES = 512 * 1024 * 1024
 #: numbers, which compare etags) and far below what ``PX`` overflows at (2^63 ms).
 MAX_TTL_MS = 2**52
 _CHUNK = 500
-#: Values at least this big are hashed in a worker thread, overlapping the round trip.
-_HASH_IN_THREAD = 256 * 1024
 
 
 def _sha1(value: bytes) -> str:
@@ -296,13 +293,6 @@ class RedisDriver:
             argv = (value, "a" if if_absent else "m", if_match or "", "" if px is None else px)
             command = lua.SET_IF.evalsha([rk], *argv)
             fallback = lua.SET_IF.eval([rk], *argv)
-        # A big value is hashed in a thread while it travels (hashlib releases the GIL):
-        # hashing 1 MiB on the loop costs about as much as sending it.
-        hashing = (
-            asyncio.get_running_loop().run_in_executor(None, _sha1, value)
-            if len(value) >= _HASH_IN_THREAD
-            else None
-        )
         reply = await self._io.one(rk, command, key=key, write=True, fallback=fallback)
         if if_match is not None or if_absent:
             at = (-1 if reply else None) if command[0] == "SET" else reply
@@ -311,8 +301,9 @@ class RedisDriver:
                 raise PreconditionFailedError(why, key=key, store=self.name)
         else:
             at = reply if fallback is not None else -1
-        sha = await hashing if hashing is not None else _sha1(value)
-        return lua.with_expiry(sha, at)
+        # Hashing after the round trip, on the loop: a worker thread measured no faster
+        # (64 concurrent 1 MiB sets: 300-600 MiB/s in threads, 420-840 on the loop).
+        return lua.with_expiry(_sha1(value), at)
 
     async def delete(self, key: str, *, if_match: str | None = None) -> bool:
         """Remove ``key``; True if a live key was removed."""
