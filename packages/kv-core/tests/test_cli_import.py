@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import importlib.util
 import json
 import os
 import sqlite3
@@ -317,8 +318,6 @@ def test_wrong_format_or_source(kv: Kv, tmp_path: Path, args: list[str], message
 
 def test_redis_source_without_or_with_redis_py(kv: Kv) -> None:
     """kv-core alone has no Redis client: the install hint; with one, an unreachable server."""
-    import importlib.util
-
     result = kv("--store", "testmem://main", "import", "py-key-value", "redis://:pw1@127.0.0.1:1/0")
 
     if importlib.util.find_spec("redis") is None:  # kv-core's own test environment
@@ -347,6 +346,8 @@ def test_never_into_its_own_source(
     (tmp_path / "src" / "state.json").write_text('{"a": 1}')
     before = tree_hash(tmp_path)
     store, fmt, source = (a.format(tmp=tmp_path) for a in args)
+    if source.startswith("redis:") and importlib.util.find_spec("redis") is None:
+        message = "pip install kv-redis"  # kv-core's own environment: SOURCE is checked first
 
     result = kv("--store", store, "import", fmt, source)
 
