@@ -654,3 +654,17 @@ async def test_a_flush_cancelled_mid_write_is_looked_up_not_lost() -> None:
     assert (await cache.flush()).written == ["k"]
     assert (await inner.get("k")).value == b"v"  # type: ignore[union-attr]
     await cache.aclose()
+
+
+async def test_a_write_into_a_full_cache_evicts_only_what_it_needs(counting: Any) -> None:
+    for i in range(10):
+        await counting.inner.set(f"r{i}", b"x" * 10)
+    cache = make(counting, max_items=10)
+    for i in range(10):
+        await cache.get(f"r{i}")
+    await cache.set("new", b"y")
+    assert cache.stats.evictions == 1
+    assert len(cache._table) == 10
+    await cache.set("r9", b"rewritten")  # its own entry's room is reused: no eviction
+    assert cache.stats.evictions == 1
+    await cache.aclose()

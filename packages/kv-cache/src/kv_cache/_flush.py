@@ -256,7 +256,12 @@ class Flusher(CacheCore):
         while True:
             items, nbytes = table.shortfall(key, size)
             if items or nbytes:
-                self._evict_clean(items, nbytes + size, keep=key)
+                own = table.peek(key)  # replaced by the new entry: its room counts as free
+                self._evict_clean(
+                    0 if own is not None else 1,
+                    size - (own.size if own is not None else 0),
+                    keep=key,
+                )
                 items, nbytes = table.shortfall(key, size)
             if not items and not nbytes:
                 table.reserved_items += 1
