@@ -77,7 +77,7 @@ def test_set_get_exists_ttl_delete(url: str) -> None:
     assert stored(url, "user/1") == {"name": "Ada"}
 
     got = run_kv("--store", url, "get", "user/1")
-    assert (got.returncode, got.stdout, got.stderr) == (0, b'{"name": "Ada"}\n', b"")
+    assert (got.returncode, got.stdout, got.stderr) == (0, b'{"name":"Ada"}\n', b"")
     assert run_kv("--store", url, "exists", "user/1").stdout == b"true\n"
     ttl = float(run_kv("--store", url, "ttl", "user/1").stdout)
     assert 0 < ttl <= 300
