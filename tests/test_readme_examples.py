@@ -7,8 +7,8 @@
   repository commands (``pip install``, ``scripts/test``), covered by test_wheels.py and CI.
 - ```python blocks run as scripts in a fresh folder, unless the line before the block is
   ``<!-- not run: reason -->``; a block that needs an earlier one says so with
-  ``<!-- continues -->``. ``redis://localhost:6379`` and the Azure connection string point
-  at servers these tests start.
+  ``<!-- continues -->``. ``redis://localhost:6379`` (and ``host="localhost", port=6379``)
+  and the Azure connection string point at servers these tests start.
 """
 
 from __future__ import annotations
@@ -91,6 +91,8 @@ def _env(servers: dict[str, str]) -> dict[str, str]:
 
 def _local_urls(text: str, servers: dict[str, str]) -> str:
     base = servers["redis"].rstrip("/").rsplit("/", 1)[0]  # redis://127.0.0.1:PORT
+    port = base.rsplit(":", 1)[1]
+    text = text.replace('host="localhost", port=6379', f'host="127.0.0.1", port={port}')
     return re.sub(r"redis://localhost:6379", base, text)
 
 
