@@ -49,7 +49,7 @@ def _check_expiry(expires_at: float | None) -> None:
 def _open_writer(path: str, busy_timeout: float, durable: bool) -> sqlite3.Connection:
     conn = connect(path, busy_timeout=busy_timeout, durable=durable)
     try:
-        initialize(conn, path)
+        initialize(conn, path, busy_timeout)
     except BaseException:
         conn.close()
         raise
@@ -126,6 +126,7 @@ class SQLiteDriver:
             functools.partial(_open_writer, self.path, self.busy_timeout, durable),
             self._map,
             self._checkpointer,
+            self.busy_timeout,
         )
         self._opened = False
         self._fast: sqlite3.Connection | None = None

@@ -22,6 +22,7 @@ __all__ = [
     "CHUNK",
     "SCHEMA_VERSION",
     "connect",
+    "begin_immediate",
     "connect_readonly",
     "initialize",
     "prefix_successor",
@@ -102,9 +103,7 @@ def _use_wal(conn: sqlite3.Connection, path: str, busy_timeout: float) -> None:
                 mode = conn.execute("PRAGMA journal_mode=WAL").fetchall()[0][0]
             break
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-            if time.monotonic() >= deadline:
+            if not _is_busy(exc) or time.monotonic() >= deadline:
                 raise
             time.sleep(0.005)  # a worker thread, never the event loop
     if str(mode).lower() != "wal":
@@ -119,9 +118,45 @@ def connect_readonly(path: str, *, busy_timeout: float = 0.0) -> sqlite3.Connect
     )
 
 
-def initialize(conn: sqlite3.Connection, path: str) -> None:
-    """Create the tables if missing; refuse a file laid out by a newer kv-local."""
-    conn.execute("BEGIN IMMEDIATE")
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
+def begin_immediate(conn: sqlite3.Connection, busy_timeout: float) -> None:
+    """``BEGIN IMMEDIATE`` (take the write lock), polling for up to ``busy_timeout``.
+
+    The connection's own busy handler is off (``busy_timeout=0``): SQLite's sleeps grow
+    to 100 ms, so a writer that waits there keeps missing the short gaps between another
+    process's transactions and starves. Polling every 2 ms at most gets its turn.
+    Raises the last SQLITE_BUSY error when the time is up.
+    """
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        return
+    except sqlite3.OperationalError as exc:
+        if not _is_busy(exc):
+            raise
+    deadline = time.monotonic() + busy_timeout
+    delay = 0.0001
+    while True:
+        time.sleep(delay)  # a worker thread, never the event loop
+        delay = min(delay * 2, 0.002)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() >= deadline:
+                raise
+
+
+def initialize(conn: sqlite3.Connection, path: str, busy_timeout: float) -> None:
+    """Create the tables if missing; refuse a file laid out by a newer kv-local.
+
+    Leaves the connection's busy handler off (see :func:`begin_immediate`).
+    """
+    conn.execute("PRAGMA busy_timeout=0")
+    begin_immediate(conn, busy_timeout)
     try:
         version = conn.execute("PRAGMA user_version").fetchall()[0][0]
         if version > SCHEMA_VERSION:

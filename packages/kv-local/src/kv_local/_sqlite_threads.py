@@ -19,6 +19,7 @@ from typing import Any
 from kv_core import StoreClosedError
 
 from ._sqlite_ops import WriteOp, apply
+from ._sqlite_schema import begin_immediate
 
 __all__ = ["Reader", "Writer"]
 
@@ -178,9 +179,15 @@ class Writer(_Thread):
     """
 
     def __init__(
-        self, name: str, opener: Opener, map_error: ErrorMapper, checkpointer: Reader
+        self,
+        name: str,
+        opener: Opener,
+        map_error: ErrorMapper,
+        checkpointer: Reader,
+        busy_timeout: float,
     ) -> None:
         super().__init__(name, opener)
+        self._busy_timeout = busy_timeout
         self._map_error = map_error
         self._checkpointer = checkpointer
         self._wal_bytes = 0  # about how much was written since the last checkpoint
@@ -258,7 +265,7 @@ class Writer(_Thread):
 
     def _transaction(self, ops: list[WriteOp]) -> None:
         conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
+        begin_immediate(conn, self._busy_timeout)
         try:
             for op in ops:
                 apply(conn, op, self._etag, self._name)
