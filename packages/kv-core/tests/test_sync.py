@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from kv_core import MemoryDriver, StoreClosedError
 from kv_core.sync import SyncStore, open_store
-from kv_core.testing import MemoryHarness
-from kv_core.testing._sync import SyncConformance  # exported from kv_core.testing too
+from kv_core.testing import MemoryHarness, SyncConformance
 
 
 class TestSyncOverMemory(SyncConformance):

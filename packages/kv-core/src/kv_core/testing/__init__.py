@@ -33,6 +33,7 @@ from ._azurite import (
 )
 from ._conformance import DriverConformance
 from ._corpus import JSON_VALUES, RICH_VALUES, WEIRD_KEYS
+from ._files import FilesConformance
 from ._harness import Harness, MemoryHarness, TestClock, UrlHarness
 from ._interleave import (
     CallHandle,
@@ -45,6 +46,7 @@ from ._interleave import (
     run_schedule,
     run_schedules,
 )
+from ._listing import ListingConformance
 from ._model import StoreModelTest
 from ._ports import free_port
 from ._process import CrossProcessConformance, UnreachableConformance, cross_process_increments
@@ -55,6 +57,8 @@ from ._redis_server import (
     start_redis,
     start_redis_cluster,
 )
+from ._state import StateConformance
+from ._sync import SyncConformance
 
 __all__ = [
     "AZURITE_ACCOUNT_KEY",
@@ -74,6 +78,10 @@ __all__ = [
     "WEIRD_KEYS",
     "CrossProcessConformance",
     "DriverConformance",
+    "FilesConformance",
+    "ListingConformance",
+    "StateConformance",
+    "SyncConformance",
     "Harness",
     "MemoryHarness",
     "StoreModelTest",
