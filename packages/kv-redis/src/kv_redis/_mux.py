@@ -25,7 +25,7 @@ import collections
 import contextlib
 import select
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import BusyLoadingError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -61,34 +61,22 @@ _SLICE = 1 << 20
 _HIGH, _LOW = 2 * _SLICE, _SLICE // 2
 
 
-def _readable(transport: asyncio.WriteTransport) -> bool:
-    """True if the socket has something to read (EOF, data, an error) right now.
+def _probe(transport: asyncio.BaseTransport) -> Callable[[], bool]:
+    """A check that the transport's socket has something to read right now.
 
-    An idle connection has nothing to read: the server closed it (restart, ``CLIENT
-    KILL``, idle timeout) and the event loop has not run since, so the reader does not know
-    yet. One non-blocking ``poll``, no read.
+    An idle connection has nothing to read; if it does (EOF, data, an error), the server
+    closed it (restart, ``CLIENT KILL``, idle timeout) and the event loop has not run
+    since, so the reader does not know yet. One non-blocking ``poll``, no read.
     """
     sock = transport.get_extra_info("socket")
     fd = sock.fileno() if sock is not None else -1
-    if fd < 0:
-        return True
+    if fd < 0:  # pragma: no cover - a transport without a socket: the reader's EOF only
+        return lambda: False
     if hasattr(select, "poll"):
         poller = select.poll()
         poller.register(fd, select.POLLIN | select.POLLPRI)
-        return bool(poller.poll(0))
-    return bool(select.select([fd], [], [fd], 0)[0])  # pragma: no cover - Windows
-
-
-def _alive(conn: AbstractConnection) -> bool:
-    # A connection the server closed while we were idle must be noticed before writing,
-    # so the command goes to a fresh connection instead of being lost with an unknown
-    # outcome: the reader may have seen the EOF already; if the loop has not run since,
-    # the socket itself says so.
-    reader = getattr(conn, "_reader", None)
-    writer = getattr(conn, "_writer", None)
-    if not conn.is_connected or reader is None or writer is None or reader.at_eof():
-        return False
-    return not _readable(writer.transport)
+        return lambda: bool(poller.poll(0))
+    return lambda: bool(select.select([fd], [], [fd], 0)[0])  # pragma: no cover - Windows
 
 
 def _count_received(reader: asyncio.StreamReader) -> list[int]:
@@ -144,7 +132,7 @@ class _Watchdog:
         self._received = received
         self.replies = replies
         self.expired = False
-        self._seen = self._state()
+        self._seen = (0, transport.get_write_buffer_size(), received[0])  # as _state()
         self._last = self._loop.time()
         self._handle = self._loop.call_later(timeout / 4, self._tick)
 
@@ -193,6 +181,7 @@ class Multiplexer:
         self._max_batch = max_batch
         #: Round trips and commands sent so far (tests use them to see coalescing).
         self._received = [0]  # bytes received on the current connection
+        self._readable: Callable[[], bool] = lambda: True  # its socket has data or EOF
         self.round_trips = 0
         self.commands = 0
 
@@ -280,8 +269,19 @@ class Multiplexer:
 
     async def _connection(self) -> AbstractConnection:
         conn = self._conn
-        if conn is not None and _alive(conn):
-            return conn
+        if conn is not None:
+            # A connection the server closed while we were idle must be noticed before
+            # writing, so the command goes to a fresh connection instead of failing with
+            # an unknown outcome: the reader may have seen the EOF already; if the loop
+            # has not run since, only the socket knows.
+            reader = conn._reader
+            if (
+                conn.is_connected
+                and reader is not None
+                and not reader.at_eof()
+                and not self._readable()
+            ):
+                return conn
         if conn is not None:
             await conn.disconnect(nowait=True)
         conn = self._conn = conn or self._factory()
@@ -290,6 +290,7 @@ class Multiplexer:
             if conn._writer is not None and conn._reader is not None:
                 conn._writer.transport.set_write_buffer_limits(high=_HIGH, low=_LOW)
                 self._received = _count_received(conn._reader)
+                self._readable = _probe(conn._writer.transport)
             if self._on_connect:
                 await conn.send_packed_command(conn.pack_commands(self._on_connect), False)
                 for _ in self._on_connect:
@@ -321,10 +322,13 @@ class Multiplexer:
         # The parser directly: error replies come back as values (isolated per command)
         # and we skip read_response()'s per-reply timeout and bookkeeping. (``_parser``
         # and its ``read_response()`` exist in every redis-py release we support.)
-        read = cast("Any", conn._parser).read_response
+        read = conn._parser.read_response  # type: ignore[attr-defined]
         sending = True
         try:
-            await self._send(writer, packed)
+            if len(packed) == 1 and len(packed[0]) <= _SLICE:
+                writer.write(packed[0])  # the usual case: small commands, one buffer
+            else:
+                await self._send(writer, packed)
             sending = False
             for _ in commands:
                 replies.append(await read())
