@@ -19,6 +19,7 @@ __all__ = [
     "TOO_LARGE",
     "WriteOp",
     "apply",
+    "apply_all",
     "exists",
     "get_many",
     "get_one",
@@ -250,6 +251,33 @@ def apply(conn: sqlite3.Connection, op: WriteOp, etag: Callable[[], str], store:
         sql = "DELETE FROM kv WHERE rowid IN (SELECT rowid FROM kv WHERE expires_at <= ? LIMIT ?)"
         op.result = conn.execute(sql, (now, DELETE_BATCH)).rowcount
     return None
+
+
+def _plain(op: WriteOp) -> bool:
+    return op.kind == SET and op.spool is None and op.if_match is None and not op.if_absent
+
+
+def apply_all(
+    conn: sqlite3.Connection, ops: Sequence[WriteOp], etag: Callable[[], str], store: str
+) -> None:
+    """:func:`apply` each op in order; runs of unconditional sets go in one ``executemany``."""
+    i, n = 0, len(ops)
+    while i < n:
+        j = i
+        while j < n and _plain(ops[j]):
+            j += 1
+        if j - i > 1:
+            run = ops[i:j]
+            for op in run:
+                op.error = None
+                op.result = etag()
+            conn.executemany(
+                _UPSERT, [(op.key, op.value, op.result, op.expires_at, 0) for op in run]
+            )
+            i = j
+        else:
+            apply(conn, ops[i], etag, store)
+            i += 1
 
 
 def _set_chunked(conn: sqlite3.Connection, op: WriteOp, tag: str) -> None:

@@ -32,8 +32,6 @@ __all__ = [
 CHUNK = 512 << 10
 #: ``PRAGMA user_version`` of the layout below.
 SCHEMA_VERSION = 1
-#: WAL pages after which a committing writer checkpoints by itself.
-WAL_BACKSTOP_PAGES = 10_000
 #: Upserts need SQLite 3.24 (2018); every Python from 3.10 ships a newer one.
 MIN_SQLITE = (3, 24, 0)
 
@@ -80,9 +78,6 @@ def connect(path: str, *, busy_timeout: float, durable: bool) -> sqlite3.Connect
         # FULL: the WAL is synced at every commit (a power loss keeps acknowledged writes).
         # NORMAL in WAL: synced at checkpoints only (safe against a crash of the process).
         conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        # The driver's checkpoint thread runs checkpoints every few MiB; the automatic one
-        # at commit is a backstop (40 MiB) for when that thread falls behind.
-        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
     except BaseException:
         conn.close()
         raise
