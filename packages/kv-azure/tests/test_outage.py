@@ -23,6 +23,10 @@ from kv_core.testing import (
     start_azurite,
 )
 
+# Processes, servers and file systems, not Python: scripts/test runs these on the default
+# interpreter only (pyproject: the "system" marker).
+pytestmark = pytest.mark.system
+
 
 @pytest.fixture(scope="module")
 def own_azurite() -> Iterator[Azurite]:

@@ -26,6 +26,10 @@ from kv_local import LocalDriver
 
 from .conftest import OPT_OUT
 
+# Processes, servers and file systems, not Python: scripts/test runs these on the default
+# interpreter only (pyproject: the "system" marker).
+pytestmark = pytest.mark.system
+
 IMAGE_MIB = 48
 
 

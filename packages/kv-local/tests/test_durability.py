@@ -22,6 +22,10 @@ from kv_local import LocalDriver
 from ._helpers import temp_files
 from ._killed_writer import BLOB_KEYS, COUNTER, parse_value
 
+# Processes, servers and file systems, not Python: scripts/test runs these on the default
+# interpreter only (pyproject: the "system" marker).
+pytestmark = pytest.mark.system
+
 WRITER = Path(__file__).with_name("_killed_writer.py")
 KILLS = 20
 

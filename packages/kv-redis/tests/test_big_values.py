@@ -12,10 +12,13 @@ from kv_core import BYTES, KVError, Store
 from kv_core.testing import RedisServer, start_redis
 from kv_redis import RedisDriver
 
-pytestmark = pytest.mark.skipif(
-    bool(os.environ.get("KV_TEST_REDIS_URL")),
-    reason="moves a gigabyte: only on servers the tests start",
-)
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.skipif(
+        bool(os.environ.get("KV_TEST_REDIS_URL")),
+        reason="moves a gigabyte: only on servers the tests start",
+    ),
+]
 
 MIB = 1 << 20
 

@@ -44,6 +44,10 @@ own_server = pytest.mark.skipif(
     reason="kills or pauses the server, which only works on servers the tests start",
 )
 
+# Processes, servers and file systems, not Python: scripts/test runs these on the default
+# interpreter only (pyproject: the "system" marker).
+pytestmark = pytest.mark.system
+
 
 class Ledger:
     """What each write's caller was told, per key, to judge every read and the final state.

@@ -14,8 +14,13 @@ import time
 from typing import Any
 
 import psutil
+import pytest
 from kv_core import Store
 from kv_redis import RedisDriver
+
+# Processes, servers and file systems, not Python: scripts/test runs these on the default
+# interpreter only (pyproject: the "system" marker).
+pytestmark = pytest.mark.system
 
 TASKS = 10_000
 OPS = 10  # per task and round: 5 x (set, then get of the same key)

@@ -34,10 +34,13 @@ from kv_core.testing import RedisServer, start_redis
 from kv_redis import RedisDriver
 from redis.asyncio import Redis
 
-pytestmark = pytest.mark.skipif(
-    bool(os.environ.get("KV_TEST_REDIS_URL")),
-    reason="pauses, kills or stops the server, which only works on servers the tests start",
-)
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.skipif(
+        bool(os.environ.get("KV_TEST_REDIS_URL")),
+        reason="pauses, kills or stops the server, which only works on servers the tests start",
+    ),
+]
 
 READ, WRITE = 0.2, 0.3
 
