@@ -154,4 +154,4 @@ def test_the_public_surface_is_exactly_all() -> None:
 
     # (``annotations`` is the __future__ feature, not an export.)
     public = {n for n in vars(kv_local) if not n.startswith("_") and n != "annotations"}
-    assert public == set(kv_local.__all__) == {"LocalDriver"}
+    assert public == set(kv_local.__all__) == {"LocalDriver", "SQLiteDriver"}
