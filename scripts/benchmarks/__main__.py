@@ -20,7 +20,7 @@ from pathlib import Path
 from benchmarks.common import Row
 from benchmarks.report import headline, markdown
 
-BACKENDS = ("memory", "local", "redis", "azure", "cache", "keyvalue", "middleware")
+BACKENDS = ("memory", "local", "sqlite", "redis", "azure", "cache", "keyvalue", "middleware")
 
 
 def _versions() -> str:
