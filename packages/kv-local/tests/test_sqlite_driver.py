@@ -371,3 +371,45 @@ def test_threads_do_not_keep_an_unclosed_driver_alive(tmp_path: Path) -> None:
         gc.collect()
     assert ref() is None
     assert any("unclosed SQLiteDriver" in str(w.message) for w in caught)
+
+
+async def test_drivers_of_one_file_group_their_writes_together(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    one, two = SQLiteDriver(path), SQLiteDriver(path)
+    other_mode = SQLiteDriver(path, durable=False)
+    try:
+        await one.set("warm", b"v")
+        await two.set("warm", b"v")
+        await other_mode.set("warm", b"v")
+        before = _commit_count(path)
+        blocker = await asyncio.to_thread(_hold_write_lock, path)
+        # A first write takes the writer, which then waits for the lock ...
+        first = asyncio.ensure_future(one.set("first", b"v"))
+        await asyncio.sleep(0)  # queued
+        # Until the writer thread has taken it (a condition to wait for, not a race to
+        # provoke: the thread gives no event to wait on).
+        while not one._writer._queue.empty():  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
+        # ... while both drivers queue 40 more.
+        writes = [
+            asyncio.ensure_future((one if i % 2 else two).set(f"k{i}", b"v")) for i in range(40)
+        ]
+        await asyncio.sleep(0)  # every task has queued its write
+        await asyncio.to_thread(blocker.execute, "COMMIT")
+        await asyncio.to_thread(blocker.close)
+        await asyncio.gather(first, *writes)
+        # The first write, then the 40 of both drivers together (with a writer per
+        # driver, each driver's writes would be a transaction of their own: 3).
+        assert _commit_count(path) - before == 2
+    finally:
+        await one.aclose()
+    # The writer outlives the driver that closed while another one still uses it.
+    await two.set("after", b"v")
+    assert (await two.get("after")).value == b"v"  # type: ignore[union-attr]
+    await two.aclose()
+    await other_mode.aclose()
+    async with SQLiteDriver(path) as again:  # a new writer once every driver closed
+        await again.set("again", b"v")
+        assert sorted([k async for k in again.keys()]) == sorted(
+            ["after", "again", "first", "warm", *(f"k{i}" for i in range(40))]
+        )

@@ -28,7 +28,7 @@ from . import _sqlite_ops as ops
 from ._sqlite_errors import map_sqlite_error
 from ._sqlite_schema import CHUNK, connect, connect_readonly, initialize
 from ._sqlite_stream import StreamCursor, stream_close, stream_next, stream_open
-from ._sqlite_threads import Reader, Writer
+from ._sqlite_threads import Reader, Writer, acquire_writer, release_writer
 from ._sqlite_url import parse_sqlite_url
 
 __all__ = ["SQLiteDriver"]
@@ -120,13 +120,17 @@ class SQLiteDriver:
             connect, self.path, busy_timeout=self.busy_timeout, durable=durable
         )
         self._reader = Reader(self.name, open_rw)
-        self._checkpointer = Reader(self.name, open_rw)
-        self._writer = Writer(
-            self.name,
-            functools.partial(_open_writer, self.path, self.busy_timeout, durable),
-            self._map,
-            self._checkpointer,
-            self.busy_timeout,
+        self._writer_key = (self.path, durable, self.busy_timeout)
+        self._writer = acquire_writer(
+            self._writer_key,
+            functools.partial(
+                Writer,
+                self.name,
+                functools.partial(_open_writer, self.path, self.busy_timeout, durable),
+                self._map,
+                Reader(self.name, open_rw),
+                self.busy_timeout,
+            ),
         )
         self._opened = False
         self._fast: sqlite3.Connection | None = None
@@ -434,8 +438,9 @@ class SQLiteDriver:
         if fast is not None:
             self._reader.call_soon(_close, fast)
         await self._reader.stop()
-        await self._writer.stop()
-        await self._checkpointer.stop()
+        if release_writer(self._writer_key, self._writer):  # the last driver of the file
+            await self._writer.stop()
+            await self._writer.checkpointer.stop()
 
     async def __aenter__(self) -> SQLiteDriver:
         return self
@@ -444,11 +449,15 @@ class SQLiteDriver:
         await self.aclose()
 
     def __del__(self) -> None:
-        if not getattr(self, "_closed", True) and (self._writer.started or self._reader.started):
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        if self._writer.started or self._reader.started:
             warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2)
-            self._reader.stop_soon()
+        self._reader.stop_soon()
+        if release_writer(self._writer_key, self._writer):
             self._writer.stop_soon()
-            self._checkpointer.stop_soon()
+            self._writer.checkpointer.stop_soon()
 
 
 def _map(

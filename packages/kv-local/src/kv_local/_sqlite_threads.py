@@ -21,7 +21,7 @@ from kv_core import StoreClosedError
 from ._sqlite_ops import WriteOp, apply_all
 from ._sqlite_schema import begin_immediate
 
-__all__ = ["Reader", "Writer"]
+__all__ = ["Reader", "Writer", "acquire_writer", "release_writer"]
 
 #: WriteOp kind of a function run on the writer thread outside any transaction.
 CALL = -1
@@ -33,6 +33,8 @@ CHECKPOINT_BYTES = 4 << 20
 AUTO_CHECKPOINT = 1000
 #: What a write adds to the WAL besides its value (a page, roughly).
 _PAGE = 4096
+#: Jobs (one call's writes) up to this many bytes are committed before larger ones.
+SMALL_JOB = 256 << 10
 #: Most operations committed in one transaction (bounds the wait of the first one).
 MAX_GROUP = 1024
 
@@ -169,6 +171,10 @@ class _Job:
         self.loop = loop
 
 
+def _size(job: _Job) -> int:
+    return sum(len(op.value) if isinstance(op.value, bytes) else op.size for op in job.ops)
+
+
 class Writer(_Thread):
     """Commits queued writes in shared transactions (group commit).
 
@@ -195,9 +201,14 @@ class Writer(_Thread):
         self._wal_bytes = 0  # about how much was written since the last checkpoint
         self._checkpointing = threading.Event()
         self._busy = False  # whether the last commit left checkpoints to the thread
-        # Etags are unique per write: a random prefix per driver and a sequence number.
+        # Etags are unique per write: a random prefix per writer and a sequence number.
         self._etag_prefix = os.urandom(8).hex() + "."
         self._seq = 0
+
+    @property
+    def checkpointer(self) -> Reader:
+        """The thread that checkpoints while writes queue up."""
+        return self._checkpointer
 
     def _etag(self) -> str:
         self._seq += 1
@@ -238,13 +249,24 @@ class Writer(_Thread):
                     break
                 jobs.append(more)
                 count += len(more.ops)
-            self._run(jobs)
-            by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[Any]]] = {}
-            for j in jobs:
-                by_loop.setdefault(j.loop, []).append(j.fut)
-            for loop, futs in by_loop.items():
-                _post(loop, _wake, futs)
+            # Small writes first, in their own transaction: they need not wait while the
+            # large values queued beside them are written (concurrent callers' writes
+            # have no order to keep; one caller never has two writes queued).
+            small = [j for j in jobs if _size(j) <= SMALL_JOB]
+            large = [j for j in jobs if _size(j) > SMALL_JOB]
+            for group in (small, large):
+                if group:
+                    self._run(group)
+                    self._wake(group)
             self._maybe_checkpoint()
+
+    @staticmethod
+    def _wake(jobs: list[_Job]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[Any]]] = {}
+        for j in jobs:
+            by_loop.setdefault(j.loop, []).append(j.fut)
+        for loop, futs in by_loop.items():
+            _post(loop, _wake, futs)
 
     def _run(self, jobs: list[_Job]) -> None:
         calls = [op for j in jobs for op in j.ops if op.kind == CALL]
@@ -307,3 +329,40 @@ def _checkpoint(conn: sqlite3.Connection | None, running: threading.Event) -> No
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
     finally:
         running.clear()
+
+
+class _Shared:
+    __slots__ = ("refs", "writer")
+
+    def __init__(self, writer: Writer) -> None:
+        self.writer = writer
+        self.refs = 0
+
+
+#: One writer per (file, durable, busy_timeout) in this process, shared by its drivers, so
+#: their writes are grouped together instead of taking turns at the file's lock.
+_WRITERS: dict[tuple[str, bool, float], _Shared] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def acquire_writer(key: tuple[str, bool, float], make: Callable[[], Writer]) -> Writer:
+    """The writer of ``key`` (made with ``make`` if there is none); counts one user."""
+    with _WRITERS_LOCK:
+        shared = _WRITERS.get(key)
+        if shared is None:
+            shared = _WRITERS[key] = _Shared(make())
+        shared.refs += 1
+        return shared.writer
+
+
+def release_writer(key: tuple[str, bool, float], writer: Writer) -> bool:
+    """Drop one user of ``writer``; True if it was the last (the caller stops it)."""
+    with _WRITERS_LOCK:
+        shared = _WRITERS.get(key)
+        if shared is None or shared.writer is not writer:
+            return False
+        shared.refs -= 1
+        if shared.refs > 0:
+            return False
+        del _WRITERS[key]
+        return True
