@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import threading
 import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,14 +15,16 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from kv_core import (
     BYTES,
+    NOT_MODIFIED,
     BackendError,
     BackendUnavailableError,
     PreconditionFailedError,
+    RawEntry,
     Store,
     open_store,
 )
-from kv_local import SQLiteDriver
-from kv_local._sqlite_schema import CHUNK, connect_readonly, prefix_successor
+from kv_local import SQLiteDriver, _sqlite_threads
+from kv_local._sqlite_schema import CHUNK, begin_immediate, connect_readonly, prefix_successor
 from kv_local._sqlite_url import parse_sqlite_url
 
 from ._helpers import Clock
@@ -373,8 +376,17 @@ def test_threads_do_not_keep_an_unclosed_driver_alive(tmp_path: Path) -> None:
     assert any("unclosed SQLiteDriver" in str(w.message) for w in caught)
 
 
-async def test_drivers_of_one_file_group_their_writes_together(tmp_path: Path) -> None:
+async def test_drivers_of_one_file_group_their_writes_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "s.db"
+    waiting = threading.Event()  # set when the writer starts waiting for the lock
+
+    def begin(conn: sqlite3.Connection, busy_timeout: float) -> None:
+        waiting.set()
+        begin_immediate(conn, busy_timeout)
+
+    monkeypatch.setattr(_sqlite_threads, "begin_immediate", begin)
     one, two = SQLiteDriver(path), SQLiteDriver(path)
     other_mode = SQLiteDriver(path, durable=False)
     try:
@@ -384,12 +396,9 @@ async def test_drivers_of_one_file_group_their_writes_together(tmp_path: Path) -
         before = _commit_count(path)
         blocker = await asyncio.to_thread(_hold_write_lock, path)
         # A first write takes the writer, which then waits for the lock ...
+        waiting.clear()
         first = asyncio.ensure_future(one.set("first", b"v"))
-        await asyncio.sleep(0)  # queued
-        # Until the writer thread has taken it (a condition to wait for, not a race to
-        # provoke: the thread gives no event to wait on).
-        while not one._writer._queue.empty():  # noqa: ASYNC110
-            await asyncio.sleep(0.001)
+        await asyncio.to_thread(waiting.wait)
         # ... while both drivers queue 40 more.
         writes = [
             asyncio.ensure_future((one if i % 2 else two).set(f"k{i}", b"v")) for i in range(40)
@@ -413,3 +422,17 @@ async def test_drivers_of_one_file_group_their_writes_together(tmp_path: Path) -
         assert sorted([k async for k in again.keys()]) == sorted(
             ["after", "again", "first", "warm", *(f"k{i}" for i in range(40))]
         )
+
+
+async def test_get_if_changed_compares_the_etag_without_reading_the_value(tmp_path: Path) -> None:
+    clock = Clock()
+    async with SQLiteDriver(tmp_path / "s.db", clock=clock) as driver:
+        assert await driver.get_if_changed("k", "nothing") is None
+        etag = await driver.set("k", b"v1", expires_at=clock.now + 10)
+        assert await driver.get_if_changed("k", etag) is NOT_MODIFIED
+        same_bytes = await driver.set("k", b"v1", expires_at=clock.now + 20)  # TTL only
+        assert same_bytes != etag
+        entry = await driver.get_if_changed("k", etag)
+        assert entry == RawEntry(b"v1", same_bytes, clock.now + 20)
+        clock.now += 30
+        assert await driver.get_if_changed("k", same_bytes) is None  # expired
