@@ -436,3 +436,33 @@ async def test_get_if_changed_compares_the_etag_without_reading_the_value(tmp_pa
         assert entry == RawEntry(b"v1", same_bytes, clock.now + 20)
         clock.now += 30
         assert await driver.get_if_changed("k", same_bytes) is None  # expired
+
+
+async def test_a_write_that_fails_fails_alone_in_its_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key SQLite cannot store (a lone surrogate, which the Store would have refused)
+    fails its own write only, not the other writes committed in the same transaction."""
+    path = tmp_path / "s.db"
+    waiting = threading.Event()
+
+    def begin(conn: sqlite3.Connection, busy_timeout: float) -> None:
+        waiting.set()
+        begin_immediate(conn, busy_timeout)
+
+    monkeypatch.setattr(_sqlite_threads, "begin_immediate", begin)
+    async with SQLiteDriver(path) as driver:
+        await driver.set("warm", b"v")
+        blocker = await asyncio.to_thread(_hold_write_lock, path)
+        waiting.clear()
+        first = asyncio.ensure_future(driver.set("first", b"v"))
+        await asyncio.to_thread(waiting.wait)  # the writer waits at the lock
+        good = [asyncio.ensure_future(driver.set(f"good{i}", b"v")) for i in range(5)]
+        bad = asyncio.ensure_future(driver.set("bad\ud800", b"v"))
+        await asyncio.sleep(0)  # all queued: they form the next group
+        await asyncio.to_thread(blocker.execute, "COMMIT")
+        await asyncio.to_thread(blocker.close)
+        await asyncio.gather(first, *good)
+        with pytest.raises(UnicodeEncodeError):
+            await bad
+        assert sorted([k async for k in driver.keys("good")]) == [f"good{i}" for i in range(5)]

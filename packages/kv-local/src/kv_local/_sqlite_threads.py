@@ -281,7 +281,7 @@ class Writer(_Thread):
         try:
             self._transaction([op for j in writes for op in j.ops])
         except BaseException as exc:
-            if len(writes) > 1 and isinstance(exc, (sqlite3.Error, OSError)):
+            if len(writes) > 1 and isinstance(exc, Exception):
                 for j in writes:  # retried alone: only the culprit fails
                     self._run([j])
                 return
