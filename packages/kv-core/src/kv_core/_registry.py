@@ -34,6 +34,7 @@ ENTRY_POINT_GROUP = "kv_core.backends"
 INSTALL_HINTS: dict[str, str] = {
     "memory": "kv-core",
     "file": "kv-local",
+    "sqlite": "kv-local",
     "redis": "kv-redis",
     "rediss": "kv-redis",
     "unix": "kv-redis",
