@@ -23,6 +23,7 @@ from kv_core import (
     Store,
     open_store,
 )
+from kv_core._registry import INSTALL_HINTS
 from kv_local import SQLiteDriver, _sqlite_threads
 from kv_local._sqlite_schema import CHUNK, begin_immediate, connect_readonly, prefix_successor
 from kv_local._sqlite_url import parse_sqlite_url
@@ -313,6 +314,8 @@ def test_sqlite_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for bad in ("sqlite:", "sqlite://host/x.db", "sqlite:x.db?nope=1", "sqlite:x.db?durable=maybe"):
         with pytest.raises(ValueError):
             parse_sqlite_url(bad)
+    # Without kv-local installed, open_store("sqlite:...") names the package to install.
+    assert INSTALL_HINTS["sqlite"] == "kv-local"
     monkeypatch.chdir(tmp_path)
     store = open_store("sqlite:./sub/state.db?durable=false")
     assert isinstance(store.driver, SQLiteDriver)
