@@ -13,11 +13,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from kv_core import BYTES, Store
 from kv_core.testing import UrlHarness, cross_process_increments
 from kv_local import SQLiteDriver
 
 from ._killed_writer import BLOB_KEYS, COUNTER, parse_value
+
+# Processes, not Python: scripts/test runs these on the default interpreter only
+# (pyproject: the "system" marker).
+pytestmark = pytest.mark.system
 
 WRITER = Path(__file__).with_name("_killed_sqlite_writer.py")
 KILLS = 20
