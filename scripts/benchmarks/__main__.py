@@ -20,6 +20,9 @@ from pathlib import Path
 from benchmarks.common import Row
 from benchmarks.report import headline, markdown
 
+#: Everything below this line in docs/benchmarks.md is kept when a full run rewrites it.
+KEEP_MARKER = "<!-- kept by scripts/bench: measurements by hand -->"
+
 BACKENDS = ("memory", "local", "sqlite", "redis", "azure", "cache", "keyvalue", "middleware")
 
 
@@ -103,8 +106,13 @@ def main() -> int:
         "## kv's ratios\n\n" + headline(rows) + "\n## All rows\n\n"
     )
     if (not args.quick and args.backends == list(BACKENDS)) or not Path(args.output).exists():
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(header + table + "\n")
+        out = Path(args.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # Hand-measured comparisons (before/after a change) below the marker survive a run.
+        kept = ""
+        if out.exists() and KEEP_MARKER in (old := out.read_text()):
+            kept = "\n" + old[old.index(KEEP_MARKER) :]
+        out.write_text(header + table + "\n" + kept)
         print(f"[bench] wrote {args.output}", file=sys.stderr)
     return 1 if failures else 0
 
