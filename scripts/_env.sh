@@ -5,4 +5,5 @@ export KV_REPO_ROOT="$ROOT"
 export UV_PYTHON_DOWNLOADS=never  # use the machine's Pythons; never download one
 # uv: the one already on PATH, else the project's own copy that scripts/bootstrap puts in
 # .tools/bin (never ~/.local/bin, which a fresh shell does not have on PATH).
-export PATH="$ROOT/.tools/bin:$PATH:$HOME/.local/bin"
+# The sbin folders: root's tools (mkfs.ext4, losetup) that the mount tests use.
+export PATH="$ROOT/.tools/bin:$PATH:$HOME/.local/bin:/usr/sbin:/sbin"

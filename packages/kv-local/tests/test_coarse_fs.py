@@ -33,8 +33,17 @@ pytestmark = pytest.mark.system
 IMAGE_MIB = 48
 
 
+# Root's tools live in the sbin folders, which a plain user's PATH (or a clean shell's) lacks.
+_TOOL_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+
+
+def _tool(name: str) -> str | None:
+    return shutil.which(name, path=_TOOL_PATH)
+
+
 def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, check=False)
+    tool = _tool(cmd[0]) or cmd[0]
+    return subprocess.run((tool, *cmd[1:]), capture_output=True, text=True, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +52,7 @@ def coarse_mount(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     why = None
     if os.geteuid() != 0:
         why = "loop-mounting an ext4 image needs root"
-    elif shutil.which("mkfs.ext4") is None or shutil.which("mount") is None:
+    elif _tool("mkfs.ext4") is None or _tool("mount") is None:
         why = "mkfs.ext4 and mount are needed (e2fsprogs, util-linux)"
     base = tmp_path_factory.mktemp("coarse")
     image, mnt = base / "ext4-128.img", base / "mnt"
