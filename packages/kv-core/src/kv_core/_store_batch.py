@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
+from . import _driver_ops
 from ._driver import Capability, RawEntry
 from ._store_base import Seconds, StoreBase, expiry
 
@@ -53,39 +53,18 @@ class BatchOps(StoreBase[T]):
     async def clear(self) -> int:
         """Delete every key of this store (of this namespace only); return how many."""
         self._check_open()
-        if self._caps & Capability.CLEAR:
-            return await cast(Any, self._driver).clear(self._prefix)  # type: ignore[no-any-return]
-        count = 0
-        chunk: list[str] = []
-        async for full in self._driver.keys(self._prefix):
-            chunk.append(full)
-            if len(chunk) >= 100:
-                count += await self._delete_full(chunk)
-                chunk = []
-        if chunk:
-            count += await self._delete_full(chunk)
-        return count
+        return await _driver_ops.clear(self._driver, self._prefix, self._batch_concurrency)
 
     # -- batches -------------------------------------------------------------------------
 
     async def _bounded(self, calls: Iterable[Awaitable[U]]) -> list[U]:
-        sem = asyncio.Semaphore(self._batch_concurrency)
-
-        async def one(call: Awaitable[U]) -> U:
-            async with sem:
-                return await call
-
-        return await asyncio.gather(*(one(c) for c in calls))
+        return await _driver_ops.bounded(calls, self._batch_concurrency)
 
     async def _get_full(self, fulls: Sequence[str]) -> list[RawEntry | None]:
-        if self._caps & Capability.GET_MANY:
-            return await cast(Any, self._driver).get_many(fulls)  # type: ignore[no-any-return]
-        return await self._bounded(self._driver.get(k) for k in fulls)
+        return await _driver_ops.get_many(self._driver, fulls, self._batch_concurrency)
 
     async def _delete_full(self, fulls: Sequence[str]) -> int:
-        if self._caps & Capability.DELETE_MANY:
-            return await cast(Any, self._driver).delete_many(fulls)  # type: ignore[no-any-return]
-        return sum(await self._bounded(self._driver.delete(k) for k in fulls))
+        return await _driver_ops.delete_many(self._driver, fulls, self._batch_concurrency)
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, T]:
         """Return ``{key: value}`` for the keys that exist (missing keys are left out)."""

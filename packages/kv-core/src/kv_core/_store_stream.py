@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from typing import Any, TypeVar, cast
+from typing import TypeVar
 
-from ._driver import Capability
+from . import _driver_ops
 from ._files import MODES, KVFile
 from ._store_base import Seconds, StoreBase, expiry
 
@@ -67,12 +67,7 @@ class StreamOps(StoreBase[T]):
         full = self._full(key)
         source = chunks if isinstance(chunks, AsyncIterable) else _aiter(chunks)
         expires_at = expiry(self._clock, ttl)
-        if self._caps & Capability.STREAM:
-            return await cast(Any, self._driver).write_stream(  # type: ignore[no-any-return]
-                full, source, expires_at=expires_at
-            )
-        data = b"".join([bytes(c) async for c in source])
-        return await self._driver.set(full, data, expires_at=expires_at)
+        return await _driver_ops.write_stream(self._driver, full, source, expires_at)
 
     async def read_stream(
         self, key: str, *, chunk_size: int = _DEFAULT_CHUNK
@@ -86,16 +81,8 @@ class StreamOps(StoreBase[T]):
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
         full = self._full(key)
-        if self._caps & Capability.STREAM:
-            async for chunk in cast(Any, self._driver).read_stream(full, chunk_size=chunk_size):
-                yield chunk
-            return
-        entry = await self._driver.get(full)
-        if entry is None:
-            raise self._missing(full)
-        data = entry.value
-        for i in range(0, len(data), chunk_size):
-            yield data[i : i + chunk_size]
+        async for chunk in _driver_ops.read_stream(self._driver, full, chunk_size):
+            yield chunk
 
 
 async def _aiter(chunks: Iterable[bytes]) -> AsyncIterator[bytes]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from typing import ClassVar
 
+from .. import _driver_ops as _ops
 from .._driver import Capability, Driver, NotModified, RawEntry
-from . import _ops
 
 __all__ = ["Middleware", "close_all"]
 

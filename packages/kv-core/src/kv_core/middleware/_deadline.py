@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Sequence
 from typing import Any, TypeVar
 
+from .. import _driver_ops as _ops
 from .._driver import Driver, NotModified, RawEntry
 from .._errors import BackendUnavailableError, OutcomeUnknownError
-from . import _ops
 from ._base import Middleware
 from ._watchdog import Watchdog
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 
+from .. import _driver_ops as _ops
 from .._driver import NOT_MODIFIED, NotModified, RawEntry
-from . import _ops
 from ._base import Middleware
 
 __all__ = ["OPERATIONS", "Observed"]

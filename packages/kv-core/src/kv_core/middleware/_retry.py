@@ -7,9 +7,9 @@ import random
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
+from .. import _driver_ops as _ops
 from .._driver import Capability, Driver, NotModified, RawEntry
 from .._errors import BackendUnavailableError
-from . import _ops
 from ._base import Middleware, close_all
 
 __all__ = ["Fallback", "Retry"]

@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from typing import TypeVar
 
+from .. import _driver_ops as _ops
 from .._driver import Capability, Driver, NotModified, RawEntry
-from . import _ops
 from ._base import close_all
 
 __all__ = ["Router"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 
+from .. import _driver_ops as _ops
 from .._driver import NOT_MODIFIED, Capability, NotModified, RawEntry
 from .._errors import KeyNotFoundError
-from . import _ops
 from ._base import Middleware
 
 __all__ = ["Transform"]

@@ -1,9 +1,9 @@
 """Optional driver abilities called on any driver, native where it declares them.
 
-A middleware may call an optional method on a driver that lacks it (a Router whose routes
-differ, a Fallback's secondary); these helpers use the native method when the matching
-:class:`~kv_core.Capability` is declared and a correct generic version otherwise, exactly
-as the Store does.
+The Store and the middleware call optional methods on drivers that may lack them (a
+Router whose routes differ, a Fallback's secondary); these helpers use the native method
+when the matching :class:`~kv_core.Capability` is declared and a correct generic version
+otherwise: one implementation of every fallback.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, Sequence
 from typing import Any, TypeVar, cast
 
-from .._driver import NOT_MODIFIED, Capability, Driver, NotModified, RawEntry
-from .._errors import KeyNotFoundError
+from ._driver import NOT_MODIFIED, Capability, Driver, NotModified, RawEntry
+from ._errors import KeyNotFoundError
 
 __all__ = [
     "bounded",
@@ -51,11 +51,13 @@ def _has(driver: Driver, cap: Capability) -> bool:
     return bool(driver.capabilities & cap)
 
 
-async def get_many(driver: Driver, keys: Sequence[str]) -> list[RawEntry | None]:
+async def get_many(
+    driver: Driver, keys: Sequence[str], limit: int = CONCURRENCY
+) -> list[RawEntry | None]:
     """Entries for ``keys`` in order."""
     if _has(driver, Capability.GET_MANY):
         return cast(list[RawEntry | None], await cast(Any, driver).get_many(keys))
-    return await bounded(driver.get(k) for k in keys)
+    return await bounded((driver.get(k) for k in keys), limit)
 
 
 async def set_many(
@@ -67,31 +69,33 @@ async def set_many(
     return await bounded(driver.set(k, v, expires_at=expires_at) for k, v in items)
 
 
-async def delete_many(driver: Driver, keys: Sequence[str]) -> int:
+async def delete_many(driver: Driver, keys: Sequence[str], limit: int = CONCURRENCY) -> int:
     """Delete ``keys``; how many were live."""
     if _has(driver, Capability.DELETE_MANY):
         return int(await cast(Any, driver).delete_many(keys))
-    return sum(await bounded(driver.delete(k) for k in keys))
+    return sum(await bounded((driver.delete(k) for k in keys), limit))
 
 
-async def clear(driver: Driver, prefix: str) -> int:
+async def clear(driver: Driver, prefix: str, limit: int = CONCURRENCY) -> int:
     """Delete every key starting with ``prefix``; how many."""
     if _has(driver, Capability.CLEAR):
         return int(await cast(Any, driver).clear(prefix))
-    return await delete_listed(driver, driver.keys(prefix))
+    return await delete_listed(driver, driver.keys(prefix), limit=limit)
 
 
-async def delete_listed(driver: Driver, keys: AsyncIterable[str], page: int = 100) -> int:
+async def delete_listed(
+    driver: Driver, keys: AsyncIterable[str], page: int = 100, limit: int = CONCURRENCY
+) -> int:
     """Delete the keys an async iterable yields, ``page`` at a time (bounded memory)."""
     count = 0
     chunk: list[str] = []
     async for key in keys:
         chunk.append(key)
         if len(chunk) >= page:
-            count += await delete_many(driver, chunk)
+            count += await delete_many(driver, chunk, limit)
             chunk = []
     if chunk:
-        count += await delete_many(driver, chunk)
+        count += await delete_many(driver, chunk, limit)
     return count
 
 
